@@ -1,0 +1,110 @@
+// Guest memory as the device sees it: the vhost-user region table, and
+// translation of guest addresses to pointers this process may use.
+//
+// Three address spaces meet here. The driver writes guest physical addresses
+// (GPA) in descriptors; vhost-user gives ring addresses as QEMU user virtual
+// addresses (UVA); librte_vhost hands out pointers in its own mapping of the
+// regions (vhost HVA). Every translation here ends in `host`: this object's
+// own view of the region, which stays valid for as long as the GuestMemory
+// lives, even after librte_vhost unmaps the regions on SET_MEM_TABLE.
+#ifndef IOVTEE_SRC_GUEST_GUEST_MEMORY_H_
+#define IOVTEE_SRC_GUEST_GUEST_MEMORY_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace iovtee {
+
+// One region of guest memory. `host` is where this process reads and writes
+// it; `vhost_hva` is librte_vhost's mapping of it (0 when there is none).
+struct GuestRegion {
+  uint64_t guest_phys_addr = 0;
+  uint64_t guest_user_addr = 0;
+  uint64_t size = 0;
+  uint8_t* host = nullptr;
+  uint64_t vhost_hva = 0;
+};
+
+// A region as vhost-user describes it, with the fd to map it from.
+struct GuestRegionFd {
+  uint64_t guest_phys_addr = 0;
+  uint64_t guest_user_addr = 0;
+  uint64_t size = 0;
+  uint64_t mmap_offset = 0;  // where the region starts in the fd
+  int fd = -1;               // duplicated by MapFromFds; the caller keeps its own
+  uint64_t vhost_hva = 0;
+};
+
+// A piece of a buffer that is contiguous in this process's view.
+struct GuestSegment {
+  uint8_t* host = nullptr;
+  uint64_t gpa = 0;
+  uint32_t len = 0;
+};
+
+class GuestMemory {
+ public:
+  // At most this many regions (vhost-user's VHOST_MEMORY_BASELINE_NREGIONS is
+  // 8; with VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS QEMU may use up to 509).
+  static constexpr size_t kMaxRegions = 512;
+
+  // Builds a table over memory this process already has mapped (tests, or a
+  // host that maps the regions itself). Fails on an empty or too long table,
+  // a zero-size region, a region whose GPA or UVA range wraps, or regions that
+  // overlap in GPA or UVA. Does not take ownership of the memory.
+  static absl::StatusOr<std::unique_ptr<GuestMemory>> Create(
+      absl::Span<const GuestRegion> regions);
+
+  // dup()s each fd and mmap()s [mmap_offset, mmap_offset + size) of it shared,
+  // read-write; the mappings and fds are released when the object is
+  // destroyed. The same validation as Create, plus the mmap errors.
+  static absl::StatusOr<std::unique_ptr<GuestMemory>> MapFromFds(
+      absl::Span<const GuestRegionFd> regions);
+
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  // [gpa, gpa + len) as one pointer, or nullptr when any byte of it lies
+  // outside guest memory or the range crosses from one region into another
+  // (even GPA-adjacent regions are not contiguous in this process). len == 0
+  // is treated as len == 1. Cost: a linear scan for a few regions, a binary
+  // search beyond; no allocation, no lock, safe from many threads.
+  uint8_t* GpaToHost(uint64_t gpa, uint64_t len) const;
+
+  // [gpa, gpa + len) as up to out.size() segments, one per region crossed.
+  // Returns the number of segments, or -1 when a byte lies outside guest
+  // memory or more than out.size() segments would be needed.
+  int GpaToSegments(uint64_t gpa, uint64_t len, absl::Span<GuestSegment> out) const;
+
+  // The same for QEMU user addresses (vring addresses) and for librte_vhost's
+  // pointers (rte_vhost_vring's desc/avail/used). Single region only.
+  uint8_t* UvaToHost(uint64_t uva, uint64_t len) const;
+  uint8_t* VhostHvaToHost(uint64_t hva, uint64_t len) const;
+
+  // The GPA of a host pointer from GpaToHost, or UINT64_MAX when `host` is not
+  // inside a region (dirty logging works on GPAs).
+  uint64_t HostToGpa(const uint8_t* host) const;
+
+  absl::Span<const GuestRegion> regions() const { return regions_; }
+
+ private:
+  GuestMemory() = default;
+  static absl::Status Validate(absl::Span<const GuestRegion> regions);
+
+  std::vector<GuestRegion> regions_;   // sorted by guest_phys_addr
+  struct Mapping {
+    void* addr;
+    size_t len;
+    int fd;
+  };
+  std::vector<Mapping> mappings_;      // owned mappings (MapFromFds only)
+};
+
+}  // namespace iovtee
+
+#endif  // IOVTEE_SRC_GUEST_GUEST_MEMORY_H_
