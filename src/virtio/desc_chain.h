@@ -13,20 +13,20 @@ namespace iovtee::virtio {
 // driver broke the virtio rules, and no further buffer is taken from it.
 enum class ChainError : uint8_t {
   kNone = 0,
-  kHeadOutOfRange,      // split: avail ring entry >= queue size
-  kNextOutOfRange,      // next index >= table size
-  kChainTooLong,        // more descriptors than the ring/table holds (a loop)
-  kNestedIndirect,      // INDIRECT inside an indirect table
-  kIndirectWithNext,    // INDIRECT and NEXT on one descriptor
-  kIndirectBadLength,   // table length 0, not a multiple of 16, or > ring size
-  kIndirectNotAllowed,  // INDIRECT_DESC not negotiated
-  kIndirectOutOfMemory, // the table itself is not inside guest memory
-  kWrongDirection,      // a read-only descriptor in a buffer the device writes, or the reverse
-  kLengthOverflow,      // total length does not fit 32 bits
-  kAddressOutOfMemory,  // a buffer byte outside guest memory
-  kTooManySegments,     // more than kMaxChainSegments host segments
-  kAvailIndexJump,      // split: avail idx moved more than the queue size
-  kDuplicateId,         // a buffer id posted again while the device holds it
+  kHeadOutOfRange,       // split: avail ring entry >= queue size
+  kNextOutOfRange,       // next index >= table size
+  kChainTooLong,         // more descriptors than the ring/table holds (a loop)
+  kNestedIndirect,       // INDIRECT inside an indirect table
+  kIndirectWithNext,     // INDIRECT and NEXT on one descriptor
+  kIndirectBadLength,    // table length 0, not a multiple of 16, or > ring size
+  kIndirectNotAllowed,   // INDIRECT_DESC not negotiated
+  kIndirectOutOfMemory,  // the table itself is not inside guest memory
+  kWrongDirection,       // a read-only descriptor in a buffer the device writes, or the reverse
+  kLengthOverflow,       // total length does not fit 32 bits
+  kAddressOutOfMemory,   // a buffer byte outside guest memory
+  kTooManySegments,      // more than kMaxChainSegments host segments
+  kAvailIndexJump,       // split: avail idx moved more than the queue size
+  kDuplicateId,          // a buffer id posted again while the device holds it
   kCount,
 };
 
@@ -47,7 +47,7 @@ struct DescChain {
   uint16_t id = 0;          // what the used element must carry
   uint16_t ring_slots = 0;  // packed: ring descriptors the buffer took (used index advance)
   uint16_t nsegs = 0;
-  uint32_t len = 0;         // sum of segment lengths
+  uint32_t len = 0;  // sum of segment lengths
   GuestSegment segs[kMaxChainSegments];
 };
 

@@ -27,8 +27,8 @@ enum class RingLayout : uint8_t { kSplit, kPacked };
 
 struct QueueConfig {
   RingLayout layout = RingLayout::kSplit;
-  uint16_t size = 0;        // split: power of two; both: 1..32768
-  uint64_t features = 0;    // negotiated: EVENT_IDX, INDIRECT_DESC, RING_PACKED
+  uint16_t size = 0;      // split: power of two; both: 1..32768
+  uint64_t features = 0;  // negotiated: EVENT_IDX, INDIRECT_DESC, RING_PACKED
   Direction direction = Direction::kDeviceWrites;
   // Host pointers to the ring parts, already translated through GuestMemory
   // (Create checks alignment, not reachability). Split: descriptor table,
@@ -46,19 +46,18 @@ struct QueueCursors {
   uint16_t last_used_idx = 0;
 };
 
-// A buffer handed back to the driver. `len` is the number of bytes the device
-// wrote (Rx) or 0. `ring_slots` comes from the DescChain (packed only).
+// A buffer handed back to the driver: the DescChain's id, and the number of
+// bytes the device wrote into it (Rx) or 0.
 struct UsedBuffer {
   uint16_t id = 0;
-  uint16_t ring_slots = 1;
   uint32_t len = 0;
 };
 
 struct QueueStats {
-  uint64_t fetched = 0;           // chains taken
-  uint64_t returned = 0;          // chains given back used
-  uint64_t bad_returns = 0;       // Return of an id the device did not hold (caller bug)
-  uint64_t notifies = 0;          // NotifyDue() said yes
+  uint64_t fetched = 0;      // chains taken
+  uint64_t returned = 0;     // chains given back used
+  uint64_t bad_returns = 0;  // Return of an id the device did not hold (caller bug)
+  uint64_t notifies = 0;     // NotifyDue() said yes
   uint64_t notifies_suppressed = 0;
   uint64_t errors[static_cast<int>(ChainError::kCount)] = {};
 };
@@ -87,8 +86,9 @@ class DeviceQueue {
   uint16_t Return(absl::Span<const UsedBuffer> used);
 
   // Whether the driver wants an interrupt for what was returned since the
-  // last call (event-idx or flag rules of the layout). Each call moves the
-  // "last signalled" point, so call it once per batch, after Return.
+  // last call (event-idx or flag rules of the layout); false when nothing was
+  // returned since. Each call moves the "last signalled" point, so call it
+  // once per batch, after Return, and interrupt the driver when it says so.
   bool NotifyDue();
 
   // Asks the driver to kick (true) or not to kick (false) when it adds
@@ -110,8 +110,9 @@ class DeviceQueue {
   uint16_t FetchPacked(absl::Span<DescChain> out);
   bool HasAvailableSplit() const;
   bool HasAvailablePacked() const;
-  void ReturnSplit(absl::Span<const UsedBuffer> used, uint16_t n);
-  void ReturnPacked(absl::Span<const UsedBuffer> used, uint16_t n);
+  // Write used entries for ids already released from held_.
+  void ReturnSplit(absl::Span<const UsedBuffer> used);
+  void ReturnPacked(absl::Span<const UsedBuffer> used);
   bool NotifyDueSplit();
   bool NotifyDuePacked();
   void EnableKicksSplit(bool enable);
@@ -136,9 +137,11 @@ class DeviceQueue {
   bool used_wrap_ = true;
   uint16_t signalled_used_ = 0;
   bool signalled_used_valid_ = false;
+  uint64_t returned_at_signal_ = 0;
 
   uint16_t in_flight_ = 0;
-  std::vector<uint64_t> held_;  // bitmap of ids the device holds
+  std::vector<uint64_t> held_;        // bitmap of ids the device holds
+  std::vector<uint16_t> ring_slots_;  // packed: descriptors each held id took
   ChainError last_error_ = ChainError::kNone;
   QueueStats stats_;
 };

@@ -21,11 +21,11 @@ inline constexpr uint16_t kDescFAvail = 1u << 7;
 inline constexpr uint16_t kDescFUsed = 1u << 15;
 
 // Feature bits the device side cares about.
-inline constexpr int kFIndirectDesc = 28;   // VIRTIO_RING_F_INDIRECT_DESC
-inline constexpr int kFEventIdx = 29;       // VIRTIO_RING_F_EVENT_IDX
-inline constexpr int kFVersion1 = 32;       // VIRTIO_F_VERSION_1
-inline constexpr int kFRingPacked = 34;     // VIRTIO_F_RING_PACKED
-inline constexpr int kFInOrder = 35;        // VIRTIO_F_IN_ORDER
+inline constexpr int kFIndirectDesc = 28;  // VIRTIO_RING_F_INDIRECT_DESC
+inline constexpr int kFEventIdx = 29;      // VIRTIO_RING_F_EVENT_IDX
+inline constexpr int kFVersion1 = 32;      // VIRTIO_F_VERSION_1
+inline constexpr int kFRingPacked = 34;    // VIRTIO_F_RING_PACKED
+inline constexpr int kFInOrder = 35;       // VIRTIO_F_IN_ORDER
 inline constexpr uint16_t kMaxQueueSize = 32768;
 
 // Split ring descriptor table entry.
