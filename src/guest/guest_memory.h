@@ -56,8 +56,7 @@ class GuestMemory {
   // host that maps the regions itself). Fails on an empty or too long table,
   // a zero-size region, a region whose GPA or UVA range wraps, or regions that
   // overlap in GPA or UVA. Does not take ownership of the memory.
-  static absl::StatusOr<std::unique_ptr<GuestMemory>> Create(
-      absl::Span<const GuestRegion> regions);
+  static absl::StatusOr<std::unique_ptr<GuestMemory>> Create(absl::Span<const GuestRegion> regions);
 
   // dup()s each fd and mmap()s [mmap_offset, mmap_offset + size) of it shared,
   // read-write; the mappings and fds are released when the object is
@@ -96,13 +95,13 @@ class GuestMemory {
   GuestMemory() = default;
   static absl::Status Validate(absl::Span<const GuestRegion> regions);
 
-  std::vector<GuestRegion> regions_;   // sorted by guest_phys_addr
+  std::vector<GuestRegion> regions_;  // sorted by guest_phys_addr
   struct Mapping {
     void* addr;
     size_t len;
     int fd;
   };
-  std::vector<Mapping> mappings_;      // owned mappings (MapFromFds only)
+  std::vector<Mapping> mappings_;  // owned mappings (MapFromFds only)
 };
 
 }  // namespace iovtee
