@@ -95,3 +95,35 @@ system_gtest_repository = repository_rule(
     implementation = _system_gtest_repository_impl,
     local = True,
 )
+
+def _dpdk_driver_sdk_repository_impl(ctx):
+    # scripts/setup.sh extracts the headers for the installed libdpdk-dev.
+    r = ctx.execute(["dpkg-query", "-W", "-f=${Version}", "libdpdk-dev"])
+    if r.return_code != 0:
+        fail("libdpdk-dev is not installed: run scripts/setup.sh")
+    sdk = ctx.os.environ.get("IOVTEE_DPDK_SDK", "/var/cache/iovtee/dpdk-sdk-" + r.stdout.strip())
+    headers = ["ethdev_driver.h", "ethdev_vdev.h", "bus_vdev_driver.h", "bus_driver.h", "dev_driver.h"]
+    for h in headers:
+        src = ctx.path(sdk + "/include/" + h)
+        if not src.exists:
+            fail("%s not found: run scripts/setup.sh (it fetches DPDK's driver SDK headers)" % src)
+        ctx.symlink(src, "include/" + h)
+    ctx.file("BUILD.bazel", """\
+package(default_visibility = ["//visibility:public"])
+
+# DPDK's driver SDK headers, for out-of-tree PMDs. Their functions are
+# exported by the shared libraries as INTERNAL symbols.
+cc_library(
+    name = "dpdk_driver_sdk",
+    hdrs = glob(["include/*.h"]),
+    defines = ["ALLOW_INTERNAL_API"],
+    includes = ["include"],
+    deps = ["@dpdk"],
+)
+""")
+
+dpdk_driver_sdk_repository = repository_rule(
+    implementation = _dpdk_driver_sdk_repository_impl,
+    local = True,
+    environ = ["IOVTEE_DPDK_SDK"],
+)

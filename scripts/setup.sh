@@ -22,18 +22,56 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  [ "${1:-}" = "--quiet" ] || echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
-fi
-
-echo "setup: installing ${missing[*]}"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "setup: need root or sudo to install packages" >&2; exit 1; }
   SUDO=sudo
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-echo "setup: done"
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# DPDK's driver SDK headers (ethdev_driver.h, bus_vdev_driver.h, ...) are not
+# in libdpdk-dev; the soft NIC PMD needs them. They come from Debian's source
+# package of the very DPDK version installed, and only those five headers are
+# kept, outside the repository (bazel/system_libs.bzl finds them here).
+dpdk_version=$(dpkg-query -W -f='${Version}' libdpdk-dev)
+sdk_dir="${IOVTEE_DPDK_SDK:-/var/cache/iovtee/dpdk-sdk-${dpdk_version}}"
+sdk_headers=(lib/ethdev/ethdev_driver.h lib/ethdev/ethdev_vdev.h
+  drivers/bus/vdev/bus_vdev_driver.h lib/eal/include/bus_driver.h lib/eal/include/dev_driver.h)
+if [ ! -f "$sdk_dir/include/ethdev_driver.h" ]; then
+  echo "setup: fetching DPDK $dpdk_version driver SDK headers from Debian's source package"
+  if ! grep -rqs '^Types: deb-src\|^deb-src ' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    $SUDO tee /etc/apt/sources.list.d/iovtee-deb-src.sources >/dev/null <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    $SUDO apt-get update -qq
+  fi
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && apt-get source --download-only -qq "dpdk=$dpdk_version" >/dev/null 2>&1) || {
+    echo "setup: apt-get source dpdk=$dpdk_version failed" >&2
+    exit 1
+  }
+  patterns=()
+  for h in "${sdk_headers[@]}"; do patterns+=("*/$h"); done
+  tar -xJf "$tmp"/dpdk_*.orig.tar.xz -C "$tmp" --wildcards "${patterns[@]}"
+  $SUDO mkdir -p "$sdk_dir/include"
+  for h in "${sdk_headers[@]}"; do $SUDO cp "$tmp"/dpdk-*/"$h" "$sdk_dir/include/"; done
+  echo "setup: DPDK driver SDK headers in $sdk_dir/include"
+fi
+
+[ "${1:-}" = "--quiet" ] || echo "setup: all ${#PACKAGES[@]} packages present; DPDK SDK headers in $sdk_dir"
