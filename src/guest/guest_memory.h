@@ -54,13 +54,17 @@ class GuestMemory {
 
   // Builds a table over memory this process already has mapped (tests, or a
   // host that maps the regions itself). Fails on an empty or too long table,
-  // a zero-size region, a region whose GPA or UVA range wraps, or regions that
-  // overlap in GPA or UVA. Does not take ownership of the memory.
+  // a zero-size region, a null host pointer, a region whose GPA, UVA, vhost
+  // or host range wraps, or regions that overlap in GPA, UVA or vhost HVA.
+  // Does not take ownership of the memory. Host ranges are trusted not to
+  // alias (HostToGpa answers for the first region that holds the pointer).
   static absl::StatusOr<std::unique_ptr<GuestMemory>> Create(absl::Span<const GuestRegion> regions);
 
-  // dup()s each fd and mmap()s [mmap_offset, mmap_offset + size) of it shared,
-  // read-write; the mappings and fds are released when the object is
-  // destroyed. The same validation as Create, plus the mmap errors.
+  // dup()s each fd and mmap()s [0, mmap_offset + size) of it shared,
+  // read-write (as librte_vhost does: mmap offsets need page alignment), with
+  // `host` at mmap_offset; the mappings and fds are released when the object
+  // is destroyed. The same validation as Create, done before anything is
+  // mapped, plus: fd >= 0, a regular file long enough (else SIGBUS later).
   static absl::StatusOr<std::unique_ptr<GuestMemory>> MapFromFds(
       absl::Span<const GuestRegionFd> regions);
 
@@ -77,7 +81,9 @@ class GuestMemory {
 
   // [gpa, gpa + len) as up to out.size() segments, one per region crossed.
   // Returns the number of segments, or -1 when a byte lies outside guest
-  // memory or more than out.size() segments would be needed.
+  // memory, more than out.size() segments would be needed, or len exceeds
+  // UINT32_MAX (out may then be partly written). len == 0: 0 when gpa is in
+  // guest memory, else -1.
   int GpaToSegments(uint64_t gpa, uint64_t len, absl::Span<GuestSegment> out) const;
 
   // The same for QEMU user addresses (vring addresses) and for librte_vhost's
