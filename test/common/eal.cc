@@ -56,6 +56,7 @@ absl::Status StartEal(const EalOptions& options) {
                                    options.lcores,
                                    "--log-level",
                                    "lib.eal:warning"};
+  if (!options.telemetry) args.push_back("--no-telemetry");
   args.insert(args.end(), options.extra.begin(), options.extra.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
