@@ -15,8 +15,12 @@
 namespace iovtee::test {
 
 struct EalOptions {
-  int memory_mb = 256;             // -m
-  std::string lcores = "0";        // -l
+  int memory_mb = 256;       // -m
+  std::string lcores = "0";  // -l
+  // Telemetry is off unless asked for: inside Bazel's sandbox EAL has no
+  // runtime directory and falls back to one fixed socket path in /tmp, which
+  // parallel tests would fight over (and a crashed test would leave behind).
+  bool telemetry = false;
   std::vector<std::string> extra;  // e.g. {"--vdev", "net_null0"}
 };
 
