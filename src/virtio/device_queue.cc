@@ -15,10 +15,11 @@ bool Aligned(const uint8_t* p, uintptr_t a) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<DeviceQueue>> DeviceQueue::Create(const QueueConfig& config,
-                                                                 const GuestMemory* memory,
-                                                                 QueueCursors cursors) {
+absl::StatusOr<std::unique_ptr<DeviceQueue>> DeviceQueue::Create(
+    const QueueConfig& config, const GuestMemory* memory, std::optional<QueueCursors> start) {
   const bool packed = config.layout == RingLayout::kPacked;
+  const QueueCursors cursors =
+      start.value_or(packed ? QueueCursors{0x8000, 0x8000} : QueueCursors{0, 0});
   if (memory == nullptr) return absl::InvalidArgumentError("virtqueue: no guest memory");
   if (config.size == 0 || config.size > kMaxQueueSize) {
     return absl::InvalidArgumentError(

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -65,10 +66,12 @@ struct QueueStats {
 class DeviceQueue {
  public:
   // Validates the configuration (size, alignment, features vs layout) and
-  // starts from `cursors`, with no buffer held.
-  static absl::StatusOr<std::unique_ptr<DeviceQueue>> Create(const QueueConfig& config,
-                                                             const GuestMemory* memory,
-                                                             QueueCursors cursors = {});
+  // starts from `cursors`, with no buffer held. Without cursors the queue
+  // starts as a fresh ring: split {0, 0}; packed {0x8000, 0x8000} (both wrap
+  // counters start at 1, virtio 1.1, 2.7.1).
+  static absl::StatusOr<std::unique_ptr<DeviceQueue>> Create(
+      const QueueConfig& config, const GuestMemory* memory,
+      std::optional<QueueCursors> cursors = std::nullopt);
 
   // Takes up to out.size() available chains into `out`, in ring order, and
   // returns how many. Stops at the first invalid chain: the error is counted,

@@ -434,7 +434,7 @@ TEST(DeviceQueueCreateTest, RejectsBadConfigs) {
   bad.features |= uint64_t{1} << kFRingPacked;  // layout mismatch
   EXPECT_FALSE(DeviceQueue::Create(bad, &arena.memory()).ok());
   // Split cursors further apart than the ring.
-  EXPECT_FALSE(DeviceQueue::Create(c, &arena.memory(), {300, 0}).ok());
+  EXPECT_FALSE(DeviceQueue::Create(c, &arena.memory(), QueueCursors{300, 0}).ok());
 }
 
 }  // namespace
