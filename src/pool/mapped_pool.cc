@@ -1,0 +1,316 @@
+#include "src/pool/mapped_pool.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include <rte_errno.h>
+#include <rte_mbuf_dyn.h>
+
+#include "absl/strings/str_format.h"
+#include "src/common/log.h"
+
+namespace iovtee {
+namespace {
+
+constexpr char kOpsName[] = "iovtee_mapped";
+constexpr unsigned kBatch = 64;
+
+const rte_mbuf_dynfield kIndexField = {"iovtee_pool_index", sizeof(uint32_t), alignof(uint32_t), 0};
+
+MappedPool* Self(const rte_mempool* mp) { return static_cast<MappedPool*>(mp->pool_config); }
+
+uint32_t RingSizeFor(uint32_t n) {
+  uint32_t size = 1;
+  while (size < n + 1) size <<= 1;
+  return size;
+}
+
+}  // namespace
+
+// The ops table is registered at load time; the pool object travels in
+// mp->pool_config (rte_mempool_set_ops_byname's argument).
+struct MappedPoolOps {
+  static rte_mempool_ops Make() {
+    rte_mempool_ops ops = {};
+    std::strncpy(ops.name, kOpsName, sizeof(ops.name) - 1);
+    ops.alloc = MappedPool::OpAlloc;
+    ops.free = MappedPool::OpFree;
+    ops.enqueue = MappedPool::OpEnqueue;
+    ops.dequeue = MappedPool::OpDequeue;
+    ops.get_count = MappedPool::OpGetCount;
+    return ops;
+  }
+};
+
+namespace {
+rte_mempool_ops g_ops = MappedPoolOps::Make();
+const int g_ops_index = rte_mempool_register_ops(&g_ops);
+}  // namespace
+
+MappedPool::MappedPool(const MappedPoolConfig& config) : config_(config) {}
+
+absl::StatusOr<std::unique_ptr<MappedPool>> MappedPool::Create(const MappedPoolConfig& config) {
+  if (g_ops_index < 0) return absl::InternalError("mapped pool: mempool ops not registered");
+  if (config.size < 64) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mapped pool %s: %u mbufs is too few", config.name, config.size));
+  }
+  if (config.nic_buffer_size < 64) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mapped pool %s: NIC buffer size %u is too small", config.name, config.nic_buffer_size));
+  }
+  const int offset = rte_mbuf_dynfield_register(&kIndexField);
+  if (offset < 0) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "mapped pool %s: cannot register mbuf field: %s", config.name, rte_strerror(rte_errno)));
+  }
+  std::unique_ptr<MappedPool> pool(new MappedPool(config));
+  pool->index_offset_ = offset;
+  pool->table_.resize(config.size);
+
+  const uint32_t data_room = RTE_PKTMBUF_HEADROOM + config.nic_buffer_size;
+  const uint32_t elt =
+      sizeof(rte_mbuf) + RTE_ALIGN(config.priv_size, RTE_MBUF_PRIV_ALIGN) + data_room;
+  rte_mempool* mp = rte_mempool_create_empty(config.name.c_str(), config.size, elt,
+                                             /*cache_size=*/0, sizeof(rte_pktmbuf_pool_private),
+                                             config.socket_id, 0);
+  if (mp == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "mapped pool %s: rte_mempool_create_empty: %s", config.name, rte_strerror(rte_errno)));
+  }
+  pool->mp_ = mp;  // the destructor frees it from here on
+  rte_pktmbuf_pool_private priv = {};
+  priv.mbuf_data_room_size = static_cast<uint16_t>(data_room);
+  priv.mbuf_priv_size = static_cast<uint16_t>(RTE_ALIGN(config.priv_size, RTE_MBUF_PRIV_ALIGN));
+  rte_pktmbuf_pool_init(mp, &priv);
+  if (rte_mempool_set_ops_byname(mp, kOpsName, pool.get()) != 0) {
+    return absl::InternalError(
+        absl::StrFormat("mapped pool %s: cannot set mempool ops", config.name));
+  }
+  if (rte_mempool_populate_default(mp) < 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("mapped pool %s: cannot populate %u mbufs: %s", config.name, config.size,
+                        rte_strerror(rte_errno)));
+  }
+  rte_mempool_obj_iter(mp, &MappedPool::InitObject, pool.get());
+  pool->initialised_ = true;
+  IOVTEE_LOG(INFO, "mapped pool %s: %u mbufs, NIC buffer %u bytes", config.name.c_str(),
+             config.size, config.nic_buffer_size);
+  return pool;
+}
+
+MappedPool::~MappedPool() {
+  // rte_mempool_free dequeues through the ops: no guest buffer may be taken.
+  Detach();
+  if (mp_ != nullptr) {
+    const unsigned back = rte_mempool_avail_count(mp_);
+    if (initialised_ && back != config_.size) {
+      IOVTEE_LOG(ERR, "mapped pool %s: freed with %u of %u mbufs still out", config_.name.c_str(),
+                 config_.size - back, config_.size);
+    }
+    rte_mempool_free(mp_);
+  }
+}
+
+void MappedPool::InitObject(rte_mempool* mp, void* arg, void* obj, unsigned idx) {
+  MappedPool* self = static_cast<MappedPool*>(arg);
+  rte_pktmbuf_init(mp, nullptr, obj, idx);
+  rte_mbuf* m = static_cast<rte_mbuf*>(obj);
+  *RTE_MBUF_DYNFIELD(m, self->index_offset_, uint32_t*) = idx;
+  Entry& e = self->table_[idx];
+  e.host_addr = m->buf_addr;
+  e.host_iova = m->buf_iova;
+  e.host_len = m->buf_len;
+  if (self->config_.obj_init != nullptr)
+    self->config_.obj_init(mp, self->config_.obj_init_arg, obj, idx);
+}
+
+int MappedPool::OpAlloc(rte_mempool* mp) {
+  MappedPool* self = Self(mp);
+  const uint32_t size = RingSizeFor(mp->size);
+  const ssize_t bytes = rte_ring_get_memsize(size);
+  if (bytes < 0) return static_cast<int>(bytes);
+  self->ring_mem_ =
+      std::aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(2 * bytes, RTE_CACHE_LINE_SIZE));
+  if (self->ring_mem_ == nullptr) return -ENOMEM;
+  self->host_ring_ = static_cast<rte_ring*>(self->ring_mem_);
+  self->parked_ring_ = reinterpret_cast<rte_ring*>(static_cast<uint8_t*>(self->ring_mem_) + bytes);
+  // Multi-producer/consumer: mbufs are freed on any lcore.
+  int rc = rte_ring_init(self->host_ring_, "iovtee_host", size, 0);
+  if (rc == 0) rc = rte_ring_init(self->parked_ring_, "iovtee_parked", size, 0);
+  mp->pool_data = self;
+  return rc;
+}
+
+void MappedPool::OpFree(rte_mempool* mp) {
+  MappedPool* self = Self(mp);
+  std::free(self->ring_mem_);
+  self->ring_mem_ = nullptr;
+  self->host_ring_ = self->parked_ring_ = nullptr;
+}
+
+int MappedPool::OpEnqueue(rte_mempool* mp, void* const* objs, unsigned n) {
+  return Self(mp)->Enqueue(objs, n);
+}
+
+int MappedPool::OpDequeue(rte_mempool* mp, void** objs, unsigned n) {
+  return Self(mp)->Dequeue(objs, n);
+}
+
+unsigned MappedPool::OpGetCount(const rte_mempool* mp) {
+  const MappedPool* self = Self(mp);
+  return rte_ring_count(self->host_ring_) + rte_ring_count(self->parked_ring_);
+}
+
+void MappedPool::PointAtGuest(rte_mbuf* m, Entry& e) {
+  // The NIC writes at buf_iova + RTE_PKTMBUF_HEADROOM: make that the byte
+  // right after the virtio-net header. The headroom bytes before it are not
+  // the guest buffer's, which is why FixupRx removes the headroom after Rx.
+  const uint32_t shift = RTE_PKTMBUF_HEADROOM - config_.hdr_len;
+  m->buf_addr = e.buffer.addr - shift;
+  m->buf_iova = e.buffer.iova - shift;
+  m->buf_len = static_cast<uint16_t>(shift + e.buffer.len);
+  m->data_off = RTE_PKTMBUF_HEADROOM;
+}
+
+void MappedPool::PointAtHost(rte_mbuf* m, Entry& e) {
+  m->buf_addr = e.host_addr;
+  m->buf_iova = e.host_iova;
+  m->buf_len = e.host_len;
+  m->data_off = RTE_PKTMBUF_HEADROOM;
+  e.state = State::kHost;
+}
+
+int MappedPool::Enqueue(void* const* objs, unsigned n) {
+  if (!initialised_) {  // populate: raw objects, all host
+    return rte_ring_enqueue_bulk(host_ring_, objs, n, nullptr) == n ? 0 : -ENOBUFS;
+  }
+  void* host[kBatch];
+  void* parked[kBatch];
+  const uint16_t gen = generation_.load(std::memory_order_relaxed);
+  uint32_t orphaned = 0, recycled = 0;
+  while (n > 0) {
+    const unsigned chunk = n < kBatch ? n : kBatch;
+    unsigned nh = 0, np = 0;
+    for (unsigned i = 0; i < chunk; ++i) {
+      rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
+      Entry& e = table_[Index(m)];
+      if (e.state == State::kGuestLent && e.buffer.generation == gen) {
+        // Undelivered: keep the guest buffer for the NIC's next refill.
+        PointAtGuest(m, e);
+        e.state = State::kGuestParked;
+        parked[np++] = m;
+        ++recycled;
+        continue;
+      }
+      if (e.state == State::kGuestLent) ++orphaned;  // its session is over
+      if (e.state == State::kGuestLent || e.state == State::kDelivered) {
+        resident_.fetch_sub(1, std::memory_order_relaxed);
+      }
+      PointAtHost(m, e);
+      host[nh++] = m;
+    }
+    // Both rings hold every mbuf of the pool, so neither can be full.
+    if (nh) rte_ring_enqueue_bulk(host_ring_, host, nh, nullptr);
+    if (np) rte_ring_enqueue_bulk(parked_ring_, parked, np, nullptr);
+    objs += chunk;
+    n -= chunk;
+  }
+  if (recycled) counters_.guest_recycled.fetch_add(recycled, std::memory_order_relaxed);
+  if (orphaned) counters_.guest_orphaned.fetch_add(orphaned, std::memory_order_relaxed);
+  return 0;
+}
+
+int MappedPool::Dequeue(void** objs, unsigned n) {
+  // Parked guest buffers first: they are already attached.
+  const unsigned parked = rte_ring_dequeue_burst(parked_ring_, objs, n, nullptr);
+  const unsigned need = n - parked;
+  if (need > 0 && rte_ring_dequeue_bulk(host_ring_, objs + parked, need, nullptr) != need) {
+    // All-or-nothing: give the parked ones back untouched.
+    rte_ring_enqueue_bulk(parked_ring_, objs, parked, nullptr);
+    return -ENOBUFS;
+  }
+  for (unsigned i = 0; i < parked; ++i) {
+    table_[Index(static_cast<rte_mbuf*>(objs[i]))].state = State::kGuestLent;
+  }
+  // Top up with fresh guest buffers, within the residency cap.
+  unsigned guest = 0;
+  GuestBufferSource* source = source_.load(std::memory_order_acquire);
+  if (source != nullptr && need > 0) {
+    const uint32_t cap = residency_cap_.load(std::memory_order_relaxed);
+    const uint32_t resident = resident_.load(std::memory_order_relaxed);
+    unsigned want = cap > resident ? cap - resident : 0;
+    if (want > need) want = need;
+    while (guest < want) {
+      GuestBuffer buffers[kBatch];
+      const unsigned ask = want - guest < kBatch ? want - guest : kBatch;
+      const unsigned got = source->TakeBuffers(buffers, static_cast<uint16_t>(ask));
+      for (unsigned i = 0; i < got; ++i) {
+        rte_mbuf* m = static_cast<rte_mbuf*>(objs[parked + guest + i]);
+        Entry& e = table_[Index(m)];
+        e.buffer = buffers[i];
+        e.state = State::kGuestLent;
+        PointAtGuest(m, e);
+      }
+      guest += got;
+      if (got < ask) break;  // the guest has no more right now
+    }
+    resident_.fetch_add(guest, std::memory_order_relaxed);
+  }
+  counters_.guest_posted.fetch_add(parked + guest, std::memory_order_relaxed);
+  counters_.host_posted.fetch_add(need - guest, std::memory_order_relaxed);
+  return 0;
+}
+
+void MappedPool::Attach(GuestBufferSource* source, uint16_t generation, uint32_t residency_cap) {
+  residency_cap_.store(residency_cap, std::memory_order_relaxed);
+  generation_.store(generation, std::memory_order_relaxed);
+  source_.store(source, std::memory_order_release);
+}
+
+void MappedPool::Detach() { source_.store(nullptr, std::memory_order_release); }
+
+void MappedPool::MarkDelivered(rte_mbuf* m) {
+  Entry& e = table_[Index(m)];
+  if (e.state != State::kGuestLent) return;
+  e.state = State::kDelivered;
+  counters_.guest_delivered.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint16_t MappedPool::TakeParked(GuestBuffer* out, uint16_t n) {
+  void* objs[kBatch];
+  uint16_t total = 0;
+  while (total < n) {
+    const unsigned left = static_cast<unsigned>(n - total);
+    const unsigned want = left < kBatch ? left : kBatch;
+    const unsigned got = rte_ring_dequeue_burst(parked_ring_, objs, want, nullptr);
+    for (unsigned i = 0; i < got; ++i) {
+      rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
+      Entry& e = table_[Index(m)];
+      out[total + i] = e.buffer;
+      PointAtHost(m, e);
+    }
+    if (got) rte_ring_enqueue_bulk(host_ring_, objs, got, nullptr);
+    resident_.fetch_sub(got, std::memory_order_relaxed);
+    total += got;
+    if (got < want) break;
+  }
+  counters_.guest_taken.fetch_add(total, std::memory_order_relaxed);
+  return total;
+}
+
+MappedPoolStats MappedPool::stats() const {
+  MappedPoolStats s;
+  s.guest_posted = counters_.guest_posted.load(std::memory_order_relaxed);
+  s.guest_recycled = counters_.guest_recycled.load(std::memory_order_relaxed);
+  s.guest_delivered = counters_.guest_delivered.load(std::memory_order_relaxed);
+  s.guest_taken = counters_.guest_taken.load(std::memory_order_relaxed);
+  s.guest_orphaned = counters_.guest_orphaned.load(std::memory_order_relaxed);
+  s.host_posted = counters_.host_posted.load(std::memory_order_relaxed);
+  s.guest_resident = resident_.load(std::memory_order_relaxed);
+  s.guest_parked = rte_ring_count(parked_ring_);
+  s.host_free = rte_ring_count(host_ring_);
+  return s;
+}
+
+}  // namespace iovtee
