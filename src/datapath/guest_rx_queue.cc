@@ -1,0 +1,276 @@
+#include "src/datapath/guest_rx_queue.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "src/virtio/net_header.h"
+
+namespace iovtee {
+
+using virtio::DescChain;
+using virtio::UsedBuffer;
+using virtio::VirtioNetHdr;
+
+namespace {
+
+constexpr uint16_t kFetchBurst = 64;
+// Mergeable buffers one copied frame may use: a 9018-byte frame in Linux's
+// smallest mergeable buffers (1536 bytes) needs 6.
+constexpr int kMaxMergeBuffers = 16;
+
+// Copies bytes into a sequence of chains, segment by segment, and keeps how
+// many bytes went into each chain (the used lengths).
+class ChainWriter {
+ public:
+  ChainWriter(const DescChain* chains, int n) : chains_(chains), n_(n) {}
+  void Write(const uint8_t* src, uint32_t len) {
+    while (len > 0 && chain_ < n_) {
+      const DescChain& c = chains_[chain_];
+      if (seg_ == c.nsegs) {
+        ++chain_;
+        seg_ = 0;
+        continue;
+      }
+      const GuestSegment& s = c.segs[seg_];
+      const uint32_t k = std::min(len, s.len - off_);
+      std::memcpy(s.host + off_, src, k);
+      src += k;
+      len -= k;
+      off_ += k;
+      written_[chain_] += k;
+      if (off_ == s.len) {
+        ++seg_;
+        off_ = 0;
+      }
+    }
+  }
+  uint32_t written(int chain) const { return written_[chain]; }
+
+ private:
+  const DescChain* chains_;
+  const int n_;
+  int chain_ = 0;
+  uint16_t seg_ = 0;
+  uint32_t off_ = 0;
+  uint32_t written_[kMaxMergeBuffers] = {};
+};
+
+}  // namespace
+
+const char* CopyReasonName(CopyReason r) {
+  switch (r) {
+    case CopyReason::kForeign:
+      return "foreign";
+    case CopyReason::kMultiSegment:
+      return "multi_segment";
+    case CopyReason::kShared:
+      return "shared";
+    case CopyReason::kStaleSession:
+      return "stale_session";
+    case CopyReason::kLayout:
+      return "layout";
+    case CopyReason::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+const char* DropReasonName(DropReason r) {
+  switch (r) {
+    case DropReason::kNoBuffer:
+      return "no_buffer";
+    case DropReason::kTooBig:
+      return "too_big";
+    case DropReason::kOffload:
+      return "offload";
+    case DropReason::kBrokenQueue:
+      return "broken_queue";
+    case DropReason::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+GuestRxQueue::GuestRxQueue(std::unique_ptr<virtio::DeviceQueue> queue, const GuestMemory* memory,
+                           const GuestRxConfig& config)
+    : queue_(std::move(queue)),
+      memory_(memory),
+      config_(config),
+      hdr_len_(static_cast<uint16_t>(virtio::NetHdrSize(config.features))),
+      mergeable_((config.features >> virtio::kNetFMrgRxbuf) & 1),
+      nic_room_(config.pool != nullptr ? hdr_len_ + config.pool->nic_buffer_size() : UINT32_MAX) {
+  kept_.resize(queue_->config().size);
+  fetch_.resize(kFetchBurst);
+  merge_.resize(kMaxMergeBuffers);
+  used_.reserve(256);
+}
+
+uint16_t GuestRxQueue::TakeBuffers(GuestBuffer* out, uint16_t n) {
+  // The NIC refill must never wait for the send path: it gets host buffers
+  // this time instead.
+  if (!rte_spinlock_trylock(&lock_)) return 0;
+  uint16_t k = 0;
+  while (k < n) {
+    const uint16_t want = std::min<uint16_t>(n - k, kFetchBurst);
+    const uint16_t got = queue_->Fetch(absl::MakeSpan(fetch_.data(), want));
+    for (uint16_t i = 0; i < got; ++i) {
+      const DescChain& c = fetch_[i];
+      if (c.nsegs == 1 && c.len >= nic_room_) {
+        // The mapping registers guest memory for DMA with IOVA == this
+        // process's address of it.
+        out[k++] = GuestBuffer{c.segs[0].host, reinterpret_cast<rte_iova_t>(c.segs[0].host), c.len,
+                               c.id, config_.generation};
+      } else {
+        kept_[kept_count_++] = c;
+        ++stats_.unsuitable;
+      }
+    }
+    if (got < want) break;
+  }
+  stats_.lent_to_nic += k;
+  rte_spinlock_unlock(&lock_);
+  return k;
+}
+
+bool GuestRxQueue::TakeChainForCopy(DescChain* out) {
+  if (kept_count_ > 0) {
+    *out = kept_[--kept_count_];
+    return true;
+  }
+  if (queue_->Fetch(absl::MakeSpan(out, 1)) == 1) return true;
+  // The guest has nothing left on its ring: take back a buffer the pool
+  // holds for the NIC but has not posted.
+  GuestBuffer g;
+  if (config_.pool != nullptr && config_.pool->TakeParked(&g, 1) == 1) {
+    out->id = g.id;
+    out->ring_slots = 0;  // the queue remembers the real count
+    out->nsegs = 1;
+    out->len = g.len;
+    out->segs[0] = GuestSegment{g.addr, memory_->HostToGpa(g.addr), g.len};
+    return true;
+  }
+  return false;
+}
+
+bool GuestRxQueue::CopyOne(rte_mbuf* m, std::vector<UsedBuffer>* used) {
+  VirtioNetHdr hdr;
+  if (virtio::FillRxHeader(m, config_.features, &hdr) != virtio::RxHeaderStatus::kOk) {
+    Drop(DropReason::kOffload);
+    return false;
+  }
+  const uint32_t need = hdr_len_ + m->pkt_len;
+  int nbuf = 0;
+  uint32_t room = 0;
+  while (room < need && nbuf < (mergeable_ ? kMaxMergeBuffers : 1)) {
+    if (!TakeChainForCopy(&merge_[nbuf])) break;
+    room += merge_[nbuf++].len;
+  }
+  if (room < need) {
+    // Keep the buffers for the next frame: an unused buffer is not lost.
+    for (int i = 0; i < nbuf; ++i) kept_[kept_count_++] = merge_[i];
+    Drop(nbuf == 0 || mergeable_ ? DropReason::kNoBuffer : DropReason::kTooBig);
+    return false;
+  }
+  hdr.num_buffers = static_cast<uint16_t>(nbuf);
+  // The header opens the first buffer; the frame follows, then continues in
+  // the next buffers (mergeable: those carry data only). `room >= need`
+  // guarantees everything fits.
+  ChainWriter w(merge_.data(), nbuf);
+  w.Write(reinterpret_cast<const uint8_t*>(&hdr), hdr_len_);
+  for (const rte_mbuf* seg = m; seg != nullptr; seg = seg->next) {
+    w.Write(rte_pktmbuf_mtod(seg, const uint8_t*), seg->data_len);
+  }
+  for (int i = 0; i < nbuf; ++i) used->push_back(UsedBuffer{merge_[i].id, w.written(i)});
+  stats_.bytes += m->pkt_len;
+  return true;
+}
+
+uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n) {
+  MappedPool* pool = config_.pool;
+  rte_mempool* mp = pool != nullptr ? pool->mempool() : nullptr;
+  uint16_t delivered = 0;
+  rte_spinlock_lock(&lock_);
+  used_.clear();
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (queue_->broken()) {
+      Drop(DropReason::kBrokenQueue);
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    const GuestBuffer* g = m->pool == mp ? pool->GuestBufferOf(m) : nullptr;
+    CopyReason why = CopyReason::kForeign;
+    if (g != nullptr) {
+      uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
+      uint8_t* start = g->addr + hdr_len_;
+      if (g->generation != config_.generation) {
+        why = CopyReason::kStaleSession;
+      } else if (m->nb_segs != 1) {
+        why = CopyReason::kMultiSegment;
+      } else if (rte_mbuf_refcnt_read(m) != 1 || !RTE_MBUF_DIRECT(m)) {
+        why = CopyReason::kShared;
+      } else if (data < start || data + m->data_len > g->addr + g->len) {
+        why = CopyReason::kLayout;
+      } else {
+        VirtioNetHdr hdr;
+        if (virtio::FillRxHeader(m, config_.features, &hdr) != virtio::RxHeaderStatus::kOk) {
+          Drop(DropReason::kOffload);
+          rte_pktmbuf_free(m);  // its buffer stays parked for the NIC
+          continue;
+        }
+        // The switch may have trimmed the front (e.g. a VLAN pop): the guest
+        // expects the frame right after the header.
+        if (data != start) std::memmove(start, data, m->data_len);
+        hdr.num_buffers = 1;
+        std::memcpy(g->addr, &hdr, hdr_len_);
+        used_.push_back(UsedBuffer{g->id, static_cast<uint32_t>(hdr_len_ + m->data_len)});
+        stats_.bytes += m->data_len;
+        ++stats_.zero_copy;
+        ++delivered;
+        pool->MarkDelivered(m);
+        rte_pktmbuf_free(m);
+        continue;
+      }
+    }
+    if (CopyOne(m, &used_)) {
+      ++stats_.copied;
+      ++stats_.copies[static_cast<int>(why)];
+      ++delivered;
+    }
+    rte_pktmbuf_free(m);
+  }
+  if (!used_.empty()) queue_->Return(used_);
+  rte_spinlock_unlock(&lock_);
+  return delivered;
+}
+
+bool GuestRxQueue::NotifyDue() {
+  rte_spinlock_lock(&lock_);
+  const bool due = queue_->NotifyDue();
+  rte_spinlock_unlock(&lock_);
+  return due;
+}
+
+uint16_t GuestRxQueue::ReturnUnused(const GuestBuffer* buffers, uint16_t n) {
+  rte_spinlock_lock(&lock_);
+  used_.clear();
+  for (uint16_t i = 0; i < n; ++i) used_.push_back(UsedBuffer{buffers[i].id, 0});
+  for (size_t i = 0; i < kept_count_; ++i) used_.push_back(UsedBuffer{kept_[i].id, 0});
+  kept_count_ = 0;
+  const uint16_t returned = queue_->Return(used_);
+  stats_.returned_empty += returned;
+  rte_spinlock_unlock(&lock_);
+  return returned;
+}
+
+virtio::QueueCursors GuestRxQueue::cursors() const { return queue_->cursors(); }
+
+bool GuestRxQueue::broken() const { return queue_->broken(); }
+
+GuestRxStats GuestRxQueue::stats() const {
+  // A snapshot for telemetry: counters are written under the lock and read
+  // without it; a reader may see one burst half-counted, never a torn value.
+  return stats_;
+}
+
+}  // namespace iovtee

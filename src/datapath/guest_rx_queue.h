@@ -1,0 +1,120 @@
+// One guest's Rx virtqueue as the mapping drives it: the only consumer of
+// its avail ring (librte_vhost must never enqueue to it).
+//
+// Two users, possibly on two threads: the mapped pool takes guest buffers for
+// the NIC (TakeBuffers, from inside the NIC's rx_burst), and the switch's
+// send path delivers frames (Enqueue): in place for mbufs that already sit in
+// one of this guest's buffers, by copy for everything else. A spinlock per
+// queue, taken once per burst, orders the two; the pool side only tries it.
+#ifndef IOVTEE_SRC_DATAPATH_GUEST_RX_QUEUE_H_
+#define IOVTEE_SRC_DATAPATH_GUEST_RX_QUEUE_H_
+
+#include <rte_mbuf.h>
+#include <rte_spinlock.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "src/guest/guest_memory.h"
+#include "src/pool/mapped_pool.h"
+#include "src/virtio/device_queue.h"
+
+namespace iovtee {
+
+// Why a frame for the guest was copied rather than completed in place.
+enum class CopyReason : uint8_t {
+  kForeign = 0,   // not from this mapping's pool (another port, a host buffer)
+  kMultiSegment,  // spread over several mbufs
+  kShared,        // refcount > 1 or attached: someone else may still read it
+  kStaleSession,  // its guest buffer belongs to an earlier guest session
+  kLayout,        // the data no longer starts inside its guest buffer
+  kCount,
+};
+const char* CopyReasonName(CopyReason r);
+
+// Why a frame for the guest was dropped.
+enum class DropReason : uint8_t {
+  kNoBuffer = 0,  // the guest posted no (or not enough) Rx buffers
+  kTooBig,        // larger than a buffer and mergeable buffers are off
+  kOffload,       // an offload the guest cannot take (e.g. TSO without GUEST_TSO)
+  kBrokenQueue,   // the guest broke the virtio rules; the queue is stopped
+  kCount,
+};
+const char* DropReasonName(DropReason r);
+
+struct GuestRxStats {
+  uint64_t zero_copy = 0;  // frames completed in place
+  uint64_t copied = 0;     // frames delivered by copy
+  uint64_t bytes = 0;      // frame bytes delivered, both ways
+  uint64_t copies[static_cast<int>(CopyReason::kCount)] = {};
+  uint64_t drops[static_cast<int>(DropReason::kCount)] = {};
+  uint64_t lent_to_nic = 0;     // guest buffers handed to the pool
+  uint64_t unsuitable = 0;      // chains the NIC cannot use, kept for copies
+  uint64_t returned_empty = 0;  // buffers given back unused (teardown)
+};
+
+struct GuestRxConfig {
+  uint64_t features = 0;       // negotiated virtio-net features
+  MappedPool* pool = nullptr;  // null: copy only
+  uint16_t generation = 0;     // this guest session
+};
+
+class GuestRxQueue : public GuestBufferSource {
+ public:
+  // `memory` must outlive the queue. The header length follows `features`.
+  GuestRxQueue(std::unique_ptr<virtio::DeviceQueue> queue, const GuestMemory* memory,
+               const GuestRxConfig& config);
+  ~GuestRxQueue() = default;
+
+  // GuestBufferSource: single-segment chains with room for the header plus
+  // the pool's NIC buffer size; other chains are kept for the copy path.
+  // Never blocks: returns 0 when the send path holds the queue.
+  uint16_t TakeBuffers(GuestBuffer* out, uint16_t n) override;
+
+  // Delivers the frames to the guest and frees every mbuf (delivered or
+  // dropped, each counted). Returns how many were delivered.
+  uint16_t Enqueue(rte_mbuf* const* pkts, uint16_t n);
+
+  // Whether the guest wants an interrupt for what was delivered since the
+  // last call (virtio notification rules). The caller signals the callfd.
+  bool NotifyDue();
+
+  // Teardown, after the pool gave back every lent buffer (TakeParked): gives
+  // `buffers` and every chain kept for copies back to the guest as used with
+  // length 0, which Linux virtio-net and DPDK's virtio PMD both accept as an
+  // empty buffer to discard. Returns how many.
+  uint16_t ReturnUnused(const GuestBuffer* buffers, uint16_t n);
+
+  virtio::QueueCursors cursors() const;
+  bool broken() const;
+  uint16_t hdr_len() const { return hdr_len_; }
+  GuestRxStats stats() const;
+  const virtio::DeviceQueue& queue() const { return *queue_; }
+
+ private:
+  // Buffers for one copied frame; false when the guest has none.
+  bool TakeChainForCopy(virtio::DescChain* out);
+  bool CopyOne(rte_mbuf* m, std::vector<virtio::UsedBuffer>* used);
+  void Drop(DropReason r) { ++stats_.drops[static_cast<int>(r)]; }
+
+  std::unique_ptr<virtio::DeviceQueue> queue_;
+  const GuestMemory* memory_;
+  const GuestRxConfig config_;
+  const uint16_t hdr_len_;
+  const bool mergeable_;
+  const uint32_t nic_room_;  // hdr_len + the pool's NIC buffer size
+
+  rte_spinlock_t lock_ = RTE_SPINLOCK_INITIALIZER;
+  // Chains taken from the ring that the NIC cannot use, for the copy path.
+  std::vector<virtio::DescChain> kept_;
+  size_t kept_count_ = 0;
+  std::vector<virtio::UsedBuffer> used_;  // per-burst scratch
+  std::vector<virtio::DescChain> fetch_;  // per-burst scratch
+  std::vector<virtio::DescChain> merge_;  // the buffers of one copied frame
+  GuestRxStats stats_;
+};
+
+}  // namespace iovtee
+
+#endif  // IOVTEE_SRC_DATAPATH_GUEST_RX_QUEUE_H_
