@@ -263,7 +263,12 @@ uint16_t GuestRxQueue::ReturnUnused(const GuestBuffer* buffers, uint16_t n) {
   return returned;
 }
 
-virtio::QueueCursors GuestRxQueue::cursors() const { return queue_->cursors(); }
+virtio::QueueCursors GuestRxQueue::cursors() const {
+  rte_spinlock_lock(&lock_);
+  const virtio::QueueCursors c = queue_->cursors();
+  rte_spinlock_unlock(&lock_);
+  return c;
+}
 
 bool GuestRxQueue::broken() const { return queue_->broken(); }
 

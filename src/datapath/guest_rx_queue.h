@@ -105,7 +105,7 @@ class GuestRxQueue : public GuestBufferSource {
   const bool mergeable_;
   const uint32_t nic_room_;  // hdr_len + the pool's NIC buffer size
 
-  rte_spinlock_t lock_ = RTE_SPINLOCK_INITIALIZER;
+  mutable rte_spinlock_t lock_ = RTE_SPINLOCK_INITIALIZER;
   // Chains taken from the ring that the NIC cannot use, for the copy path.
   std::vector<virtio::DescChain> kept_;
   size_t kept_count_ = 0;

@@ -49,6 +49,11 @@ const int g_ops_index = rte_mempool_register_ops(&g_ops);
 
 MappedPool::MappedPool(const MappedPoolConfig& config) : config_(config) {}
 
+MappedPool* MappedPool::FromMempool(const rte_mempool* mp) {
+  if (mp == nullptr || g_ops_index < 0 || mp->ops_index != g_ops_index) return nullptr;
+  return Self(mp);
+}
+
 absl::StatusOr<std::unique_ptr<MappedPool>> MappedPool::Create(const MappedPoolConfig& config) {
   if (g_ops_index < 0) return absl::InternalError("mapped pool: mempool ops not registered");
   if (config.size < 64) {
@@ -224,14 +229,25 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
 int MappedPool::Dequeue(void** objs, unsigned n) {
   // Parked guest buffers first: they are already attached.
   const unsigned parked = rte_ring_dequeue_burst(parked_ring_, objs, n, nullptr);
+  unsigned guest_from_parked = parked;
   const unsigned need = n - parked;
   if (need > 0 && rte_ring_dequeue_bulk(host_ring_, objs + parked, need, nullptr) != need) {
     // All-or-nothing: give the parked ones back untouched.
     rte_ring_enqueue_bulk(parked_ring_, objs, parked, nullptr);
     return -ENOBUFS;
   }
+  const uint16_t gen = generation_.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < parked; ++i) {
-    table_[Index(static_cast<rte_mbuf*>(objs[i]))].state = State::kGuestLent;
+    rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
+    Entry& e = table_[Index(m)];
+    e.state = State::kGuestLent;
+    if (e.buffer.generation != gen) {
+      // Parked before its session ended and not taken back: never lend it.
+      PointAtHost(m, e);
+      resident_.fetch_sub(1, std::memory_order_relaxed);
+      counters_.guest_orphaned.fetch_add(1, std::memory_order_relaxed);
+      --guest_from_parked;
+    }
   }
   // Top up with fresh guest buffers, within the residency cap.
   unsigned guest = 0;
@@ -257,8 +273,8 @@ int MappedPool::Dequeue(void** objs, unsigned n) {
     }
     resident_.fetch_add(guest, std::memory_order_relaxed);
   }
-  counters_.guest_posted.fetch_add(parked + guest, std::memory_order_relaxed);
-  counters_.host_posted.fetch_add(need - guest, std::memory_order_relaxed);
+  counters_.guest_posted.fetch_add(guest_from_parked + guest, std::memory_order_relaxed);
+  counters_.host_posted.fetch_add(n - guest_from_parked - guest, std::memory_order_relaxed);
   return 0;
 }
 

@@ -80,6 +80,8 @@ struct MappedPoolStats {
 class MappedPool {
  public:
   static absl::StatusOr<std::unique_ptr<MappedPool>> Create(const MappedPoolConfig& config);
+  // The MappedPool behind a mempool, or nullptr for any other mempool.
+  static MappedPool* FromMempool(const rte_mempool* mp);
   // Frees the mempool; every mbuf must be back (the NIC queue released).
   ~MappedPool();
   MappedPool(const MappedPool&) = delete;
@@ -93,9 +95,13 @@ class MappedPool {
   // time, tagged with `generation`. Control thread; the source must outlive
   // the attachment.
   void Attach(GuestBufferSource* source, uint16_t generation, uint32_t residency_cap);
-  // Stops taking new guest buffers. Buffers already lent stay lent: the
-  // caller drains the NIC and takes them back with TakeParked().
+  // Stops taking new guest buffers. Buffers already lent stay lent, and are
+  // parked when freed: the caller drains the NIC and takes them back with
+  // TakeParked().
   void Detach();
+  // Ends the session after teardown: a buffer of it freed from now on (one
+  // the switch still held) is orphaned, never parked or lent again.
+  void EndSession() { generation_.fetch_add(1, std::memory_order_relaxed); }
   uint16_t generation() const { return generation_.load(std::memory_order_relaxed); }
 
   // Hot path, for mbufs of this pool (m->pool == mempool()). The guest buffer
