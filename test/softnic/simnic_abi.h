@@ -8,6 +8,12 @@
 // the driver sends (MAP messages). Driver and device may be threads of one
 // process or two processes: the same protocol either way.
 //
+// Completion is signalled by the DD bits only: `head` and the counters are
+// published once per burst. An Rx descriptor with kRxError carries no data
+// (pkt_len 0) and counts as a whole frame (kRxEop), except that a scattered
+// frame whose n-th piece faults consumes n such descriptors. The driver seals
+// its memfds against shrinking (F_SEAL_SHRINK).
+//
 // All fields are little-endian host integers. Fields written by one side and
 // read by the other are accessed with __atomic loads/stores; the ordering
 // rules are stated next to each field.
@@ -86,10 +92,12 @@ inline constexpr uint16_t kErrTooBig = 2;      // frame larger than the buffers 
 // Start: the driver zeroes the ring, sets tail = 0, bumps generation, then
 // stores enabled = 1 (release); a device that sees a new generation while
 // enabled restarts at head = 0.
-// Stop: the driver stores enabled = 0 and waits until stopped_generation
-// equals generation. The device acknowledges only between bursts, so once the
-// driver sees the acknowledgement no DMA of that queue is in progress or will
-// happen: the driver may free every posted buffer.
+// Stop: the driver stores enabled = 0 with sequential consistency (a full
+// fence before it reads stopped_generation) and waits until
+// stopped_generation equals generation. The device withdraws an
+// acknowledgement it gave between the generation bump and enabled = 1. The device acknowledges only
+// between bursts, so once the driver sees the acknowledgement no DMA of that queue is in progress
+// or will happen: the driver may free every posted buffer.
 struct alignas(64) QueueRegs {
   // Driver-written (configuration before enabled = 1, release on enabled).
   uint32_t ring_offset;  // byte offset of the descriptor ring in the memfd
