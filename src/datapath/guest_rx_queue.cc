@@ -98,7 +98,9 @@ GuestRxQueue::GuestRxQueue(std::unique_ptr<virtio::DeviceQueue> queue, const Gue
       config_(config),
       hdr_len_(static_cast<uint16_t>(virtio::NetHdrSize(config.features))),
       mergeable_((config.features >> virtio::kNetFMrgRxbuf) & 1),
-      nic_room_(config.pool != nullptr ? hdr_len_ + config.pool->nic_buffer_size() : UINT32_MAX) {
+      nic_room_(config.pool != nullptr ? std::max<uint32_t>(hdr_len_, config.pool->hdr_len()) +
+                                             config.pool->nic_buffer_size()
+                                       : UINT32_MAX) {
   kept_.resize(queue_->config().size);
   fetch_.resize(kFetchBurst);
   merge_.resize(kMaxMergeBuffers);
@@ -141,7 +143,8 @@ bool GuestRxQueue::TakeChainForCopy(DescChain* out) {
   // The guest has nothing left on its ring: take back a buffer the pool
   // holds for the NIC but has not posted.
   GuestBuffer g;
-  if (config_.pool != nullptr && config_.pool->TakeParked(&g, 1) == 1) {
+  if (config_.pool != nullptr && config_.pool->TakeParked(&g, 1) == 1 &&
+      g.generation == config_.generation) {
     out->id = g.id;
     out->ring_slots = 0;  // the queue remembers the real count
     out->nsegs = 1;
