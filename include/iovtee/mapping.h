@@ -19,6 +19,9 @@
 //      In destroy_device (and before the guest's memory table changes): DetachGuest().
 //   5. Send frames for that guest's Rx queue with m->Enqueue(), never with
 //      rte_vhost_enqueue_burst(): the mapping is the only consumer of that ring.
+// Never rte_pktmbuf_clone() or rte_pktmbuf_attach() an mbuf received on a
+// mapped queue: DPDK finds an indirect mbuf's owner from its data address,
+// which is guest memory. Copy it (rte_pktmbuf_copy) or Unshare() it.
 // Threads: RxBurst, Enqueue and stats may run on any threads, one thread at
 // a time for each; AttachGuest/DetachGuest run on a control thread (vhost's
 // callbacks) and wait, bounded, for RxBurst/Enqueue calls in progress.

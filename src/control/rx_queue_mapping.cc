@@ -75,7 +75,11 @@ class RxQueueMapping::Impl {
 
   uint16_t RxBurst(rte_mbuf** pkts, uint16_t n) {
     if (!rx_pause_.Enter()) return 0;
-    const uint16_t got = rte_eth_rx_burst(port_, queue_, pkts, n);
+    uint16_t got;
+    {
+      MappedPool::NicRefillScope refill(pool_.get());
+      got = rte_eth_rx_burst(port_, queue_, pkts, n);
+    }
     rte_mempool* mp = pool_->mempool();
     for (uint16_t i = 0; i < got; ++i) {
       for (rte_mbuf* seg = pkts[i]; seg != nullptr; seg = seg->next) {

@@ -276,9 +276,10 @@ virtio::QueueCursors GuestRxQueue::cursors() const {
 bool GuestRxQueue::broken() const { return queue_->broken(); }
 
 GuestRxStats GuestRxQueue::stats() const {
-  // A snapshot for telemetry: counters are written under the lock and read
-  // without it; a reader may see one burst half-counted, never a torn value.
-  return stats_;
+  rte_spinlock_lock(&lock_);
+  const GuestRxStats s = stats_;
+  rte_spinlock_unlock(&lock_);
+  return s;
 }
 
 }  // namespace iovtee

@@ -47,6 +47,8 @@ rte_mempool_ops g_ops = MappedPoolOps::Make();
 const int g_ops_index = rte_mempool_register_ops(&g_ops);
 }  // namespace
 
+thread_local MappedPool* MappedPool::refilling_ = nullptr;
+
 MappedPool::MappedPool(const MappedPoolConfig& config) : config_(config) {}
 
 MappedPool* MappedPool::FromMempool(const rte_mempool* mp) {
@@ -97,6 +99,7 @@ absl::StatusOr<std::unique_ptr<MappedPool>> MappedPool::Create(const MappedPoolC
         absl::StrFormat("mapped pool %s: cannot populate %u mbufs: %s", config.name, config.size,
                         rte_strerror(rte_errno)));
   }
+  pool->stride_ = mp->header_size + mp->elt_size + mp->trailer_size;
   rte_mempool_obj_iter(mp, &MappedPool::InitObject, pool.get());
   pool->initialised_ = true;
   IOVTEE_LOG(INFO, "mapped pool %s: %u mbufs, NIC buffer %u bytes", config.name.c_str(),
@@ -122,12 +125,33 @@ void MappedPool::InitObject(rte_mempool* mp, void* arg, void* obj, unsigned idx)
   rte_pktmbuf_init(mp, nullptr, obj, idx);
   rte_mbuf* m = static_cast<rte_mbuf*>(obj);
   *RTE_MBUF_DYNFIELD(m, self->index_offset_, uint32_t*) = idx;
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(obj);
+  if (self->chunks_.empty() ||
+      self->chunks_.back().start + self->chunks_.back().count * self->stride_ != addr ||
+      self->chunks_.back().first + self->chunks_.back().count != idx) {
+    self->chunks_.push_back(Chunk{addr, idx, 0});
+  }
+  ++self->chunks_.back().count;
   Entry& e = self->table_[idx];
+  e.obj = m;
   e.host_addr = m->buf_addr;
   e.host_iova = m->buf_iova;
   e.host_len = m->buf_len;
   if (self->config_.obj_init != nullptr)
     self->config_.obj_init(mp, self->config_.obj_init_arg, obj, idx);
+}
+
+uint32_t MappedPool::IndexByAddress(const rte_mbuf* m) const {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(m);
+  for (const Chunk& c : chunks_) {
+    if (addr >= c.start && addr < c.start + c.count * stride_) {
+      return c.first + static_cast<uint32_t>((addr - c.start) / stride_);
+    }
+  }
+  // Not an object of this pool: only reachable through a caller bug (the
+  // mempool ops see only this pool's objects). Entry 0 keeps memory safe.
+  IOVTEE_LOG(ERR, "mapped pool %s: mbuf %p is not one of its objects", config_.name.c_str(), m);
+  return 0;
 }
 
 int MappedPool::OpAlloc(rte_mempool* mp) {
@@ -227,6 +251,12 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
 }
 
 int MappedPool::Dequeue(void** objs, unsigned n) {
+  if (refilling_ != this) {
+    // Not the NIC: host buffers only.
+    if (rte_ring_dequeue_bulk(host_ring_, objs, n, nullptr) != n) return -ENOBUFS;
+    counters_.host_posted.fetch_add(n, std::memory_order_relaxed);
+    return 0;
+  }
   // Parked guest buffers first: they are already attached.
   const unsigned parked = rte_ring_dequeue_burst(parked_ring_, objs, n, nullptr);
   unsigned guest_from_parked = parked;

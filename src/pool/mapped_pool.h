@@ -91,6 +91,22 @@ class MappedPool {
   uint16_t nic_buffer_size() const { return config_.nic_buffer_size; }
   uint16_t hdr_len() const { return config_.hdr_len; }
 
+  // Guest buffers (parked or new) go only to dequeues made inside a
+  // NicRefillScope for this pool: the NIC driver's refill inside rx_burst
+  // (RxQueueMapping::RxBurst opens it). Any other allocation from the pool
+  // (rte_pktmbuf_alloc, a clone, a queue start) gets host buffers, so no one
+  // else ever holds an mbuf with guest memory before its data.
+  class NicRefillScope {
+   public:
+    explicit NicRefillScope(MappedPool* pool) : previous_(refilling_) { refilling_ = pool; }
+    ~NicRefillScope() { refilling_ = previous_; }
+    NicRefillScope(const NicRefillScope&) = delete;
+    NicRefillScope& operator=(const NicRefillScope&) = delete;
+
+   private:
+    MappedPool* const previous_;
+  };
+
   // Starts lending guest buffers from `source`, at most `residency_cap` at a
   // time, tagged with `generation`. Control thread; the source must outlive
   // the attachment.
@@ -136,6 +152,7 @@ class MappedPool {
  private:
   enum class State : uint8_t { kHost, kGuestLent, kGuestParked, kDelivered };
   struct Entry {
+    const rte_mbuf* obj = nullptr;
     State state = State::kHost;
     GuestBuffer buffer;
     void* host_addr = nullptr;  // the mbuf's own data room, to restore
@@ -144,9 +161,15 @@ class MappedPool {
   };
 
   explicit MappedPool(const MappedPoolConfig& config);
+  // The side-table index of an mbuf of this pool. The dynamic field is a
+  // hint, checked against the mbuf's address: rte_pktmbuf_attach/copy copy
+  // dynamic fields, so a clone carries its original's index.
   uint32_t Index(const rte_mbuf* m) const {
-    return *RTE_MBUF_DYNFIELD(m, index_offset_, const uint32_t*);
+    const uint32_t hint = *RTE_MBUF_DYNFIELD(m, index_offset_, const uint32_t*);
+    if (hint < table_.size() && table_[hint].obj == m) return hint;
+    return IndexByAddress(m);
   }
+  uint32_t IndexByAddress(const rte_mbuf* m) const;
   void PointAtGuest(rte_mbuf* m, Entry& e);
   void PointAtHost(rte_mbuf* m, Entry& e);
 
@@ -161,12 +184,21 @@ class MappedPool {
   int Dequeue(void** objs, unsigned n);
 
   friend struct MappedPoolOps;
+  static thread_local MappedPool* refilling_;
 
   const MappedPoolConfig config_;
   rte_mempool* mp_ = nullptr;
   int index_offset_ = -1;
   bool initialised_ = false;  // populate enqueues raw objects before init
   std::vector<Entry> table_;
+  // Runs of objects at a fixed stride, in index order (usually one).
+  struct Chunk {
+    uintptr_t start;
+    uint32_t first;
+    uint32_t count;
+  };
+  std::vector<Chunk> chunks_;
+  uintptr_t stride_ = 0;
   rte_ring* host_ring_ = nullptr;    // mbufs with host buffers, free
   rte_ring* parked_ring_ = nullptr;  // mbufs holding guest buffers, free
   void* ring_mem_ = nullptr;

@@ -34,6 +34,8 @@ const char* ChainErrorName(ChainError e) {
       return "avail_index_jump";
     case ChainError::kDuplicateId:
       return "duplicate_id";
+    case ChainError::kRingOverrun:
+      return "ring_overrun";
     case ChainError::kCount:
       break;
   }

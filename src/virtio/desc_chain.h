@@ -27,6 +27,7 @@ enum class ChainError : uint8_t {
   kTooManySegments,      // more than kMaxChainSegments host segments
   kAvailIndexJump,       // split: avail idx moved more than the queue size
   kDuplicateId,          // a buffer id posted again while the device holds it
+  kRingOverrun,          // packed: a buffer made available while the device holds the whole ring
   kCount,
 };
 

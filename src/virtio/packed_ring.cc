@@ -72,6 +72,13 @@ uint16_t DeviceQueue::FetchPacked(absl::Span<DescChain> out) {
     // (release); once the head shows available, the rest is visible.
     const uint16_t flags = LoadAcquire16(config_.desc + 16 * last_avail_ + kDescFlags);
     if (!IsAvail(flags, avail_wrap_)) break;
+    // A slot is free for the driver only after the device used it: with the
+    // whole ring held, nothing can legally be available. (Ids are 16-bit, so
+    // the id bitmap alone would let a hostile driver go on for 65536.)
+    if (in_flight_ >= size) {
+      Fail(ChainError::kRingOverrun);
+      break;
+    }
     ChainBuilder b(*memory_, config_.direction, indirect_, size, &out[n]);
     uint16_t id = 0;
     uint16_t slots = 0;

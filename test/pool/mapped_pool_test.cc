@@ -95,6 +95,7 @@ class MappedPoolTest : public ::testing::Test {
 
   std::vector<rte_mbuf*> Get(unsigned n) {
     std::vector<rte_mbuf*> v(n);
+    MappedPool::NicRefillScope refill(pool_.get());
     EXPECT_EQ(rte_mempool_get_bulk(pool_->mempool(), reinterpret_cast<void**>(v.data()), n), 0);
     return v;
   }
@@ -277,7 +278,10 @@ TEST_F(MappedPoolTest, DequeueIsAllOrNothing) {
   FreeAll(v);                              // 8 parked, 504 host
   std::vector<rte_mbuf*> most = Get(500);  // 8 parked + 492 host
   std::vector<rte_mbuf*> none(20);
-  EXPECT_NE(rte_mempool_get_bulk(pool_->mempool(), reinterpret_cast<void**>(none.data()), 20), 0);
+  {
+    MappedPool::NicRefillScope refill(pool_.get());
+    EXPECT_NE(rte_mempool_get_bulk(pool_->mempool(), reinterpret_cast<void**>(none.data()), 20), 0);
+  }
   EXPECT_EQ(rte_mempool_avail_count(pool_->mempool()), 12u);
   FreeAll(most);
   EXPECT_EQ(pool_->stats().guest_parked, 8u) << "a failed dequeue loses no parked buffer";
@@ -299,6 +303,62 @@ TEST_F(MappedPoolTest, FreesFromManyThreads) {
   EXPECT_EQ(rte_mempool_avail_count(pool_->mempool()), 512u);
   GuestBuffer back[128];
   EXPECT_EQ(pool_->TakeParked(back, 128), 128);
+}
+
+TEST_F(MappedPoolTest, OnlyTheNicRefillGetsGuestBuffers) {
+  PostGuest(8);
+  pool_->Attach(source_.get(), 1, 8);
+  std::vector<rte_mbuf*> v = Get(4);  // NIC refill: guest buffers
+  EXPECT_EQ(CountGuest(v), 4);
+  FreeAll(v);  // 4 parked
+  // Anyone else (an alloc, a clone for flooding, a queue start) gets host
+  // buffers, parked ones included.
+  std::vector<rte_mbuf*> other(8);
+  ASSERT_EQ(rte_mempool_get_bulk(pool_->mempool(), reinterpret_cast<void**>(other.data()), 8), 0);
+  EXPECT_EQ(CountGuest(other), 0);
+  rte_mbuf* m = rte_pktmbuf_alloc(pool_->mempool());
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(pool_->GuestBufferOf(m), nullptr);
+  EXPECT_EQ(rte_pktmbuf_headroom(m), RTE_PKTMBUF_HEADROOM);
+  rte_pktmbuf_free(m);
+  FreeAll(other);
+  EXPECT_EQ(pool_->stats().guest_parked, 4u);
+  EXPECT_EQ(source_->calls, 1) << "the guest is asked only by the NIC refill";
+  GuestBuffer back[8];
+  EXPECT_EQ(pool_->TakeParked(back, 8), 4);
+}
+
+TEST_F(MappedPoolTest, IndirectHeaderFromThePoolHasItsOwnEntry) {
+  // A switch may take indirect headers from the port's pool to clone a host
+  // frame; the clone copies the original's dynamic fields, index hint
+  // included, and must still be recognised as its own object. (Mapped
+  // mbufs themselves must never be cloned or attached: DPDK finds an
+  // indirect mbuf's owner from the data address, which is guest memory.)
+  rte_mempool* host =
+      rte_pktmbuf_pool_create("mp_clone_src", 63, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  ASSERT_NE(host, nullptr);
+  PostGuest(4);
+  pool_->Attach(source_.get(), 1, 8);
+  std::vector<rte_mbuf*> v = Get(1);
+  ASSERT_NE(pool_->GuestBufferOf(v[0]), nullptr);
+  rte_mbuf* original = rte_pktmbuf_alloc(host);
+  ASSERT_NE(original, nullptr);
+  // Make the original's index hint name the lent mbuf's entry.
+  const uint32_t hint =
+      *RTE_MBUF_DYNFIELD(v[0], rte_mbuf_dynfield_lookup("iovtee_pool_index", nullptr), uint32_t*);
+  *RTE_MBUF_DYNFIELD(original, rte_mbuf_dynfield_lookup("iovtee_pool_index", nullptr), uint32_t*) =
+      hint;
+  rte_mbuf* c = rte_pktmbuf_clone(original, pool_->mempool());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(pool_->GuestBufferOf(c), nullptr) << "the clone took the lent mbuf's entry";
+  rte_pktmbuf_free(c);
+  rte_pktmbuf_free(original);
+  EXPECT_NE(pool_->GuestBufferOf(v[0]), nullptr) << "freeing the clone touched another entry";
+  FreeAll(v);
+  EXPECT_EQ(pool_->stats().guest_parked, 1u);
+  GuestBuffer back[8];
+  EXPECT_EQ(pool_->TakeParked(back, 8), 1);
+  rte_mempool_free(host);
 }
 
 TEST(MappedPoolCreateTest, RejectsBadConfigs) {
