@@ -319,18 +319,20 @@ std::string Switch::StatsJson() const {
       const MappingStats m = p.rx_maps[0]->stats();
       absl::StrAppendFormat(
           &s,
-          ",\"mapping\":{\"attached\":%d,\"zero_copy\":%u,\"copied\":%u,\"copy_foreign\":%u,"
+          ",\"mapping\":{\"attached\":%d,\"zero_copy\":%u,\"copied\":%u,\"copy_foreign\":%u,\"copy_"
+          "host_buffer\":%u,"
           "\"copy_multi_segment\":%u,\"copy_shared\":%u,\"copy_stale_session\":%u,"
           "\"copy_layout\":%u,\"drop_no_buffer\":%u,\"drop_too_big\":%u,\"drop_offload\":%u,"
           "\"drop_broken_queue\":%u,\"drop_no_guest\":%u,\"guest_buffers_held\":%u,"
           "\"guest_buffers_lent\":%u,\"host_buffers_posted\":%u,\"guest_buffers_recycled\":%u,"
           "\"guest_buffers_orphaned\":%u,\"validation_errors\":%u,\"attaches\":%u,"
           "\"detaches\":%u}",
-          m.attached, m.zero_copy, m.copied, m.copy_foreign, m.copy_multi_segment, m.copy_shared,
-          m.copy_stale_session, m.copy_layout, m.drop_no_buffer, m.drop_too_big, m.drop_offload,
-          m.drop_broken_queue, m.drop_no_guest, m.guest_buffers_held, m.guest_buffers_lent,
-          m.host_buffers_posted, m.guest_buffers_recycled, m.guest_buffers_orphaned,
-          m.validation_errors, m.attaches, m.detaches);
+          m.attached, m.zero_copy, m.copied, m.copy_foreign, m.copy_host_buffer,
+          m.copy_multi_segment, m.copy_shared, m.copy_stale_session, m.copy_layout,
+          m.drop_no_buffer, m.drop_too_big, m.drop_offload, m.drop_broken_queue, m.drop_no_guest,
+          m.guest_buffers_held, m.guest_buffers_lent, m.host_buffers_posted,
+          m.guest_buffers_recycled, m.guest_buffers_orphaned, m.validation_errors, m.attaches,
+          m.detaches);
     }
     s += "}";
   }

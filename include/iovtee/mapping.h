@@ -66,6 +66,7 @@ struct MappingStats {
   uint64_t copied = 0;     // frames delivered by copy
   uint64_t bytes = 0;
   uint64_t copy_foreign = 0;  // copy reasons
+  uint64_t copy_host_buffer = 0;
   uint64_t copy_multi_segment = 0;
   uint64_t copy_shared = 0;
   uint64_t copy_stale_session = 0;

@@ -394,6 +394,7 @@ MappingStats RxQueueMapping::Impl::Stats() const {
   m.copied = g.copied;
   m.bytes = g.bytes;
   m.copy_foreign = g.copies[static_cast<int>(CopyReason::kForeign)];
+  m.copy_host_buffer = g.copies[static_cast<int>(CopyReason::kHostBuffer)];
   m.copy_multi_segment = g.copies[static_cast<int>(CopyReason::kMultiSegment)];
   m.copy_shared = g.copies[static_cast<int>(CopyReason::kShared)];
   m.copy_stale_session = g.copies[static_cast<int>(CopyReason::kStaleSession)];

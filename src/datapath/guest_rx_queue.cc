@@ -61,6 +61,8 @@ const char* CopyReasonName(CopyReason r) {
   switch (r) {
     case CopyReason::kForeign:
       return "foreign";
+    case CopyReason::kHostBuffer:
+      return "host_buffer";
     case CopyReason::kMultiSegment:
       return "multi_segment";
     case CopyReason::kShared:
@@ -202,7 +204,7 @@ uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n) {
       continue;
     }
     const GuestBuffer* g = m->pool == mp ? pool->GuestBufferOf(m) : nullptr;
-    CopyReason why = CopyReason::kForeign;
+    CopyReason why = m->pool == mp ? CopyReason::kHostBuffer : CopyReason::kForeign;
     if (g != nullptr) {
       uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
       uint8_t* start = g->addr + hdr_len_;

@@ -24,7 +24,9 @@ namespace iovtee {
 
 // Why a frame for the guest was copied rather than completed in place.
 enum class CopyReason : uint8_t {
-  kForeign = 0,   // not from this mapping's pool (another port, a host buffer)
+  kForeign = 0,   // not from this mapping's pool (another port)
+  kHostBuffer,    // from the mapped NIC queue, in a host buffer: the guest had none to
+                  // lend, or the residency cap was reached
   kMultiSegment,  // spread over several mbufs
   kShared,        // refcount > 1 or attached: someone else may still read it
   kStaleSession,  // its guest buffer belongs to an earlier guest session
