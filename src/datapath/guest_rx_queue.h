@@ -62,7 +62,7 @@ struct GuestRxConfig {
   uint16_t generation = 0;     // this guest session
 };
 
-class GuestRxQueue : public GuestBufferSource {
+class GuestRxQueue final : public GuestBufferSource {
  public:
   // `memory` must outlive the queue. The header length follows `features`.
   GuestRxQueue(std::unique_ptr<virtio::DeviceQueue> queue, const GuestMemory* memory,

@@ -106,6 +106,7 @@ bool DeviceQueue::ReleaseId(uint16_t id) {
   if (!(word & bit)) return false;
   word &= ~bit;
   --in_flight_;
+  if (!ring_slots_.empty()) held_slots_ -= ring_slots_[id];
   return true;
 }
 

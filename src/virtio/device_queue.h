@@ -145,6 +145,7 @@ class DeviceQueue {
   uint16_t in_flight_ = 0;
   std::vector<uint64_t> held_;        // bitmap of ids the device holds
   std::vector<uint16_t> ring_slots_;  // packed: descriptors each held id took
+  uint32_t held_slots_ = 0;           // packed: their sum
   ChainError last_error_ = ChainError::kNone;
   QueueStats stats_;
 };

@@ -75,7 +75,7 @@ uint16_t DeviceQueue::FetchPacked(absl::Span<DescChain> out) {
     // A slot is free for the driver only after the device used it: with the
     // whole ring held, nothing can legally be available. (Ids are 16-bit, so
     // the id bitmap alone would let a hostile driver go on for 65536.)
-    if (in_flight_ >= size) {
+    if (held_slots_ >= size) {
       Fail(ChainError::kRingOverrun);
       break;
     }
@@ -87,11 +87,18 @@ uint16_t DeviceQueue::FetchPacked(absl::Span<DescChain> out) {
       Fail(e);
       break;
     }
+    // A chain that runs into slots the device still holds: the used ring
+    // would have more entries than slots.
+    if (held_slots_ + slots > size) {
+      Fail(ChainError::kRingOverrun);
+      break;
+    }
     if (!TakeId(id)) {
       Fail(ChainError::kDuplicateId);
       break;
     }
     ring_slots_[id] = slots;
+    held_slots_ += slots;
     out[n].id = id;
     out[n].ring_slots = slots;
     last_avail_ += slots;

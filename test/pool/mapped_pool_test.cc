@@ -30,7 +30,7 @@ constexpr uint16_t kHdr = 12;
 
 // Lends guest buffers straight from a DeviceQueue: every chain the driver
 // posted, as long as it is one segment big enough for the NIC.
-class QueueSource : public GuestBufferSource {
+class QueueSource final : public GuestBufferSource {
  public:
   QueueSource(DeviceQueue* q, uint16_t generation) : q_(q), generation_(generation) {}
   uint16_t TakeBuffers(GuestBuffer* out, uint16_t n) override {

@@ -101,9 +101,10 @@ class Generator {
   uint8_t slot_size_[kSlots] = {};   // IMIX: which size each slot of 12 uses
   std::vector<Template> templates_;  // [flow * num_sizes_ + size]
   uint32_t max_length_ = 0;
-  uint64_t counter_ = 0;  // frames generated, all flows
-  uint32_t flow_ = 0;     // counter_ % num_flows
-  uint32_t round_ = 0;    // counter_ / num_flows, mod kSlots
+  // Position in the frame sequence: frames generated so far, as flow =
+  // count % num_flows and round = count / num_flows (mod kSlots).
+  uint32_t flow_ = 0;
+  uint32_t round_ = 0;
   std::vector<uint64_t> sent_per_flow_;
   uint64_t sent_ = 0;
 
