@@ -1,0 +1,64 @@
+// Command line of simnic_peer: what to run, parsed and checked before any
+// resource is taken.
+#ifndef IOVTEE_TEST_SOFTNIC_PEER_OPTIONS_H_
+#define IOVTEE_TEST_SOFTNIC_PEER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace iovtee::softnic {
+
+enum class PeerMode {
+  kPvp,      // NIC -> switch -> guest (macswap) -> switch -> NIC
+  kNicLoop,  // NIC -> switch -> NIC: no guest, no EAL
+};
+
+struct PeerOptions {
+  PeerMode mode = PeerMode::kPvp;
+  std::string nic_socket;   // required: the soft NIC listens here
+  std::string guest_vhost;  // pvp: the switch's vhost-user socket (server)
+
+  // The guest: DPDK's virtio-user PMD. -1 leaves virtio-user's own default.
+  bool guest_packed = false;
+  int guest_mrg_rxbuf = -1;
+  int guest_in_order = -1;
+  uint32_t guest_queue_size = 1024;
+  bool guest_vectorized = false;
+  uint8_t guest_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
+  std::string guest_devargs;  // appended verbatim to virtio-user's devargs
+
+  // Traffic.
+  uint32_t frame_size = 64;  // RFC 2544 size, FCS included (test_frame.h)
+  bool imix = false;
+  uint32_t flows = 4;
+  double rate_pps = 0;  // 0: as fast as the NIC takes frames
+  double duration_s = 10;
+  double warmup_s = 1;
+  bool have_dst_mac = false;  // --dst-mac given
+  uint8_t dst_mac[6] = {};
+
+  // Run control.
+  int core = 0;
+  double setup_timeout_s = 30;        // driver connect, guest socket, first frames back
+  double linger_s = 10;               // after the run, until the NIC's driver closes the port
+  std::string report;                 // JSON report path ("" = none)
+  std::vector<std::string> eal_args;  // after "--"; empty = the defaults
+  bool help = false;
+};
+
+// Parses argv. Accepts --opt=value and --opt value; flags also take =0/=1.
+// Errors name the option and what it accepts.
+absl::StatusOr<PeerOptions> ParsePeerOptions(int argc, char** argv);
+
+// The --help text: every option with its default.
+std::string PeerUsage(const char* argv0);
+
+// "02:00:00:00:00:01".
+std::string FormatMac(const uint8_t mac[6]);
+
+}  // namespace iovtee::softnic
+
+#endif  // IOVTEE_TEST_SOFTNIC_PEER_OPTIONS_H_

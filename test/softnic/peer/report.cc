@@ -1,0 +1,240 @@
+#include "test/softnic/peer/report.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace iovtee::softnic {
+namespace {
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// Builds an object one "key": value line at a time.
+class JsonObject {
+ public:
+  explicit JsonObject(int indent) : pad_(indent, ' ') {}
+  void Add(const std::string& key, uint64_t v) { Raw(key, absl::StrCat(v)); }
+  void Add(const std::string& key, double v) { Raw(key, absl::StrFormat("%.6g", v)); }
+  void Add(const std::string& key, bool v) { Raw(key, v ? "true" : "false"); }
+  void Add(const std::string& key, const std::string& v) { Raw(key, JsonString(v)); }
+  void Add(const std::string& key, const JsonObject& o) { Raw(key, o.Close()); }
+  void Raw(const std::string& key, const std::string& value) {
+    absl::StrAppend(&body_, body_.empty() ? "" : ",\n", pad_, "  ", JsonString(key), ": ", value);
+  }
+  std::string Close() const { return absl::StrCat("{\n", body_, "\n", pad_, "}"); }
+
+ private:
+  std::string pad_;
+  std::string body_;
+};
+
+struct QueueTotals {
+  uint64_t packets = 0, bytes = 0, missed = 0, errors = 0;
+};
+QueueTotals Sum(const simnic::QueueCounters* q) {
+  QueueTotals t;
+  for (int i = 0; i < simnic::kMaxQueues; ++i) {
+    t.packets += q[i].packets;
+    t.bytes += q[i].bytes;
+    t.missed += q[i].missed;
+    t.errors += q[i].errors;
+  }
+  return t;
+}
+
+}  // namespace
+
+CpuTimes ReadCpuTimes() {
+  CpuTimes t;
+  FILE* f = std::fopen("/proc/self/stat", "r");
+  if (f == nullptr) return t;
+  char buf[1024];
+  const size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after the command name (which may hold spaces and parentheses):
+  // state is field 3, utime 14, stime 15.
+  const char* p = std::strrchr(buf, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (p == nullptr || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                  &utime, &stime) != 2) {
+    return t;
+  }
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  t.user_s = static_cast<double>(utime) / hz;
+  t.system_s = static_cast<double>(stime) / hz;
+  return t;
+}
+
+std::string ReportJson(const PeerReport& r) {
+  const Summary& t = r.traffic;
+  JsonObject root(0);
+  root.Add("mode", r.mode);
+  root.Add("size", r.size);
+  root.Add("flows", uint64_t{r.flows});
+  root.Add("rate_pps", r.rate_pps);
+  root.Add("guest_devargs", r.guest_devargs);
+  root.Add("completed", r.completed);
+  root.Add("error", r.error);
+  root.Add("duration_s", r.duration_s);
+  root.Add("drain_s", r.drain_s);
+  root.Add("sent", t.sent);
+  root.Add("received", t.received);
+  root.Add("lost", t.lost);
+  root.Add("corrupted", t.corrupted);
+  root.Add("reordered", t.reordered);
+  root.Add("duplicates", t.duplicates);
+  root.Add("foreign", t.foreign);
+  root.Add("too_late", t.too_late);
+  root.Add("gap_events", t.gap_events);
+  root.Add("in_order", t.reordered == 0);
+  root.Add("tx_mpps", r.tx_mpps());
+  root.Add("rx_mpps", r.rx_mpps());
+  root.Add("tx_gbps", r.tx_gbps());
+  root.Add("rx_gbps", r.rx_gbps());
+  root.Add("sent_bytes", r.sent_bytes);
+  root.Add("received_bytes", r.received_bytes);
+  root.Add("nic_rx_offered", r.nic_rx_offered);
+  root.Add("nic_rx_taken", r.nic_rx_taken);
+
+  JsonObject lat(2);
+  lat.Add("latency_samples", t.latency.count);
+  lat.Add("min_ns", t.latency.min_ns);
+  lat.Add("p50_ns", t.latency.p50_ns);
+  lat.Add("p99_ns", t.latency.p99_ns);
+  lat.Add("p999_ns", t.latency.p999_ns);
+  lat.Add("max_ns", t.latency.max_ns);
+  lat.Add("mean_ns", t.latency.mean_ns);
+  root.Add("latency", lat);
+
+  JsonObject warm(2);
+  warm.Add("warmup_sent", r.warmup_sent);
+  warm.Add("warmup_received", r.warmup_received);
+  warm.Add("prove_s", r.prove_s);
+  root.Add("warmup", warm);
+
+  const DeviceStats& d = r.device;
+  const QueueTotals rx = Sum(d.rx), tx = Sum(d.tx);
+  JsonObject dev(2);
+  dev.Add("nic_connected", d.connected);
+  dev.Add("nic_driver", d.driver_name);
+  dev.Add("nic_rx_packets", rx.packets);
+  dev.Add("nic_rx_bytes", rx.bytes);
+  dev.Add("nic_rx_missed", rx.missed);
+  dev.Add("nic_rx_errors", rx.errors);
+  dev.Add("nic_tx_packets", tx.packets);
+  dev.Add("nic_tx_bytes", tx.bytes);
+  dev.Add("nic_tx_errors", tx.errors);
+  dev.Add("iommu_faults", d.device.iommu_faults);
+  dev.Add("rx_oversize", d.device.rx_oversize);
+  dev.Add("rx_no_queue", d.device.rx_no_queue);
+  dev.Add("rx_link_down", d.device.rx_link_down);
+  dev.Add("rx_runt", d.rx_runt);
+  dev.Add("rx_filtered", d.rx_filtered);
+  dev.Add("rx_no_port", d.rx_no_port);
+  dev.Add("tx_link_down", d.tx_link_down);
+  dev.Add("tx_gathered", d.tx_gathered);
+  dev.Add("ring_errors", d.ring_errors);
+  dev.Add("stale_tables", d.stale_tables);
+  dev.Add("nic_connections", d.connections);
+  dev.Add("nic_disconnects", d.disconnects);
+  dev.Add("control_errors", d.control_errors);
+  dev.Add("dma_mappings", uint64_t{d.mappings});
+  root.Add("device", dev);
+
+  JsonObject guest(2);
+  guest.Add("guest_present", r.have_guest);
+  guest.Add("guest_rx", r.guest_rx);
+  guest.Add("guest_tx", r.guest_tx);
+  guest.Add("guest_drops", r.guest_drops);
+  guest.Add("guest_full_rx_bursts", r.guest_full_rx_bursts);
+  guest.Add("guest_imissed", r.guest_imissed);
+  guest.Add("guest_ierrors", r.guest_ierrors);
+  guest.Add("guest_oerrors", r.guest_oerrors);
+  guest.Add("guest_rx_nombuf", r.guest_rx_nombuf);
+  root.Add("guest", guest);
+
+  JsonObject loop(2);
+  loop.Add("loop_iterations", r.loop_iterations);
+  loop.Add("busy_cycles", r.busy_cycles);
+  loop.Add("busy_cycles_per_frame", r.busy_cycles_per_frame());
+  loop.Add("nic_tx_polls", r.nic_tx_polls);
+  loop.Add("nic_tx_full_polls", r.nic_tx_full_polls);
+  root.Add("loop", loop);
+
+  JsonObject cpu(2);
+  cpu.Add("cpu_share", r.cpu_share);
+  cpu.Add("cpu_user_s", r.cpu_user_s);
+  cpu.Add("cpu_system_s", r.cpu_system_s);
+  cpu.Add("cycles_per_frame", r.cycles_per_frame());
+  cpu.Add("tsc_hz", r.tsc_hz);
+  root.Add("cpu", cpu);
+  return root.Close() + "\n";
+}
+
+std::string ReportText(const PeerReport& r) {
+  const Summary& t = r.traffic;
+  std::string out =
+      absl::StrFormat("simnic_peer: %s, %s B, %u flows, rate %s: %s\n", r.mode, r.size, r.flows,
+                      r.rate_pps > 0 ? absl::StrFormat("%.0f pps", r.rate_pps) : "unpaced",
+                      r.completed ? "completed" : absl::StrCat("NOT completed: ", r.error));
+  absl::StrAppendFormat(&out,
+                        "  measured %.3f s: sent %u (%.3f Mpps, %.3f Gbps), received %u (%.3f "
+                        "Mpps, %.3f Gbps)\n",
+                        r.duration_s, t.sent, r.tx_mpps(), r.tx_gbps(), t.received, r.rx_mpps(),
+                        r.rx_gbps());
+  absl::StrAppend(&out, "  ", t.ToString());
+  const QueueTotals rx = Sum(r.device.rx), tx = Sum(r.device.tx);
+  absl::StrAppendFormat(&out,
+                        "  nic: rx %u missed %u errors %u, tx %u errors %u, iommu faults %u, "
+                        "filtered %u, no port %u\n",
+                        rx.packets, rx.missed, rx.errors, tx.packets, tx.errors,
+                        r.device.device.iommu_faults, r.device.rx_filtered, r.device.rx_no_port);
+  if (r.have_guest) {
+    absl::StrAppendFormat(&out, "  guest: rx %u tx %u drops %u (imissed %u, rx_nombuf %u)\n",
+                          r.guest_rx, r.guest_tx, r.guest_drops, r.guest_imissed,
+                          r.guest_rx_nombuf);
+  }
+  absl::StrAppendFormat(&out,
+                        "  warm-up: %u sent, %u back (first after %.3f s); cpu share %.1f%% of "
+                        "a core (user %.2f s, system %.2f s), %.0f cycles per frame back "
+                        "(%.0f busy)\n",
+                        r.warmup_sent, r.warmup_received, r.prove_s, 100 * r.cpu_share,
+                        r.cpu_user_s, r.cpu_system_s, r.cycles_per_frame(),
+                        r.busy_cycles_per_frame());
+  return out;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", tmp, ": ", strerror(errno)));
+  }
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace iovtee::softnic
