@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -126,8 +127,13 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "simnic_peer: %s\n", std::string(s.message()).c_str());
     }
   }
-  (*peer)->DetachGuest();
+  // The guest leaves on its own thread while this one keeps serving the NIC:
+  // stopping virtio-user waits for the switch's answer to GET_VRING_BASE, and
+  // a switch may stop its NIC queue (whose device is this process) before it
+  // answers, as iovtee's drain does.
+  std::thread leave([&] { (*peer)->DetachGuest(); });
   (*peer)->Linger();
+  leave.join();
   return rc;
 }
 
