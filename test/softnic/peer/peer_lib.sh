@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers shared by simnic_peer_test.sh and pvp_measure.sh: start
 # simnic_peer and Debian's dpdk-testpmd (the switch) in the order the soft NIC
 # and vhost-user need, wait on conditions with deadlines, stop every process
@@ -135,8 +136,14 @@ stop_all() {
   fi
   wait "$PEER_PID"
   prc=$?
-  # testpmd leaves its runtime directory even with --no-shconf.
+  # testpmd leaves its runtime directory even with --no-shconf; the peer
+  # removes its own (default EAL arguments).
   rm -rf "/var/run/dpdk/iovtee-t-sw$$-$name"
+  if [ -e "/var/run/dpdk/iovtee-peer-$PEER_PID" ]; then
+    echo "  simnic_peer left /var/run/dpdk/iovtee-peer-$PEER_PID behind" >&2
+    rm -rf "/var/run/dpdk/iovtee-peer-$PEER_PID"
+    prc=1
+  fi
   [ "$trc" -eq 0 ] && [ "$prc" -eq 0 ] && return 0
   echo "  exit status: testpmd $trc, simnic_peer $prc" >&2
   return 1

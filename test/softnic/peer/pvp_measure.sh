@@ -16,7 +16,9 @@
 #   bazel run --config=opt //test/softnic/peer:pvp_measure -- 10 pvp-64
 set -uo pipefail
 
+# shellcheck disable=SC2034  # used by peer_lib.sh
 PEER=$(realpath "$1")
+# shellcheck disable=SC2034
 PLUGIN=$(realpath "$2")
 SECS=${3:-10}
 shift $(($# < 3 ? $# : 3))
@@ -24,6 +26,7 @@ CASES=("$@")
 [ ${#CASES[@]} -gt 0 ] || CASES=(loop-64 loop-1518 pvp-64 pvp-1518)
 lib=${RUNFILES_DIR:-/nonexistent}/iovtee/test/softnic/peer/peer_lib.sh
 [ -f "$lib" ] || lib=$(dirname "$(realpath "$0")")/peer_lib.sh
+# shellcheck source=test/softnic/peer/peer_lib.sh
 . "$lib"
 peer_lib_init || exit 1
 LOGS=$WORK  # keep the logs until the end, then print where they were

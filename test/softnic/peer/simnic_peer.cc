@@ -45,17 +45,19 @@ class Eal {
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     std::fprintf(stderr, "simnic_peer: EAL %s\n", absl::StrJoin(args, " ").c_str());
-    if (rte_eal_init(static_cast<int>(args.size()), argv.data()) < 0) {
-      return absl::InternalError(absl::StrCat("EAL init failed: ", rte_strerror(rte_errno)));
+    const int r = rte_eal_init(static_cast<int>(args.size()), argv.data());
+    const int error = rte_errno;
+    // Known (and created) early in rte_eal_init, also when it fails later.
+    runtime_dir_ = rte_eal_get_runtime_dir();
+    if (r < 0) {
+      return absl::InternalError(absl::StrCat("EAL init failed: ", rte_strerror(error)));
     }
     up_ = true;
-    runtime_dir_ = rte_eal_get_runtime_dir();
     return absl::OkStatus();
   }
 
   ~Eal() {
-    if (!up_) return;
-    rte_eal_cleanup();
+    if (up_) rte_eal_cleanup();
     if (!own_prefix_ || runtime_dir_.empty()) return;
     if (DIR* d = opendir(runtime_dir_.c_str())) {
       while (dirent* e = readdir(d)) {
@@ -97,6 +99,10 @@ int Main(int argc, char** argv) {
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // virtio-user writes to its vhost-user socket without MSG_NOSIGNAL: a
+  // switch that went away first must cost an error, not the process (which
+  // would leave its runtime directory behind).
+  signal(SIGPIPE, SIG_IGN);
 
   PeerReport report;
   auto fail = [&](const std::string& error) {

@@ -26,10 +26,13 @@
 # Usage: simnic_peer_test.sh SIMNIC_PEER LIBRTE_NET_SIMNIC_SO
 set -uo pipefail
 
+# shellcheck disable=SC2034  # used by peer_lib.sh
 PEER=$(realpath "$1")
+# shellcheck disable=SC2034
 PLUGIN=$(realpath "$2")
 lib=${TEST_SRCDIR:-/nonexistent}/iovtee/test/softnic/peer/peer_lib.sh
 [ -f "$lib" ] || lib=$(dirname "$0")/peer_lib.sh
+# shellcheck source=test/softnic/peer/peer_lib.sh
 . "$lib"
 peer_lib_init || exit 1
 
@@ -118,7 +121,7 @@ run_once() {
   if [ "$lossless" -eq 1 ]; then
     RESULT=pass
   elif [ "$starved" -eq 1 ]; then
-    RESULT=starved-loss
+    RESULT="starved-loss"
   fi
 }
 
