@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "src/virtio/device_queue.h"
 #include "test/virtio/driver_emulator.h"
+#include "test/virtio/ring_test_fixture.h"
 
 namespace iovtee::virtio::testing {
 namespace {
@@ -33,53 +34,7 @@ uint16_t Advance(uint16_t cursor, uint32_t slots, uint16_t size) {
   return static_cast<uint16_t>(pos | (wrap ? 0x8000 : 0));
 }
 
-class PackedRingTest : public ::testing::Test {
- protected:
-  void Init(DriverOptions options) {
-    options.layout = RingLayout::kPacked;
-    device_.reset();
-    driver_.reset();
-    arena_ = std::make_unique<GuestArena>();
-    driver_ = std::make_unique<VirtioDriver>(arena_.get(), options);
-    auto device = DeviceModel::Create(driver_.get());
-    ASSERT_TRUE(device.ok()) << device.status();
-    device_ = std::move(*device);
-  }
-
-  void TearDown() override {
-    if (driver_ == nullptr) return;
-    EXPECT_THAT(driver_->violations(), IsEmpty());
-    EXPECT_THAT(device_->errors(), IsEmpty());
-    EXPECT_EQ(device_->returned_unverified(), 0u);
-    absl::Status integrity = driver_->CheckIntegrity();
-    EXPECT_TRUE(integrity.ok()) << integrity;
-    EXPECT_FALSE(device_->queue().broken()) << ChainErrorName(device_->queue().last_error());
-  }
-
-  DeviceQueue& queue() { return device_->queue(); }
-
-  std::vector<uint16_t> PostMany(PostStyle style, size_t max) {
-    std::vector<uint16_t> ids;
-    while (ids.size() < max) {
-      std::optional<uint16_t> id = driver_->PostStyled(style);
-      if (!id.has_value()) break;
-      ids.push_back(*id);
-    }
-    return ids;
-  }
-
-  std::vector<uint16_t> ReapIds() {
-    std::vector<Completion> done = driver_->ReapAll();
-    device_->VerifyAll(done);
-    std::vector<uint16_t> ids;
-    for (const Completion& c : done) ids.push_back(c.id);
-    return ids;
-  }
-
-  std::unique_ptr<GuestArena> arena_;
-  std::unique_ptr<VirtioDriver> driver_;
-  std::unique_ptr<DeviceModel> device_;
-};
+using PackedRingTest = RingTest<RingLayout::kPacked>;
 
 TEST_F(PackedRingTest, EmptyRingFetchesNothing) {
   Init({.size = 64});
