@@ -7,7 +7,7 @@
 # last with scatter). Every process is stopped by PID with a deadline, and no
 # DPDK runtime directory is left behind.
 #
-# Usage: testpmd_simnic_test.sh DEVICE_HOST LIBRTE_NET_SIMNIC_SO
+# Usage: testpmd_simnic_test.sh DEVICE_HOST LIBRTE_NET_SIMNIC_SO PEER_LIB_SH
 set -uo pipefail
 
 host=$(realpath "$1")
@@ -30,27 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits until process $1 exits, at most $2 seconds; returns 0 if it did.
-wait_exit() {
-  local pid=$1 deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    [ "$SECONDS" -ge "$deadline" ] && return 1
-    sleep 0.1
-  done
-  return 0
-}
-
-# Stops process $1 (name $2): SIGINT, then SIGKILL after $3 seconds.
-# Prints the exit status.
-stop() {
-  local pid=$1 name=$2 grace=$3
-  kill -INT "$pid" 2>/dev/null
-  if ! wait_exit "$pid" "$grace"; then
-    echo "  $name (pid $pid) did not exit within ${grace}s of SIGINT: killed" >&2
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid"
-}
+# wait_exit and stop: the process helpers the peer's tests use too.
+# shellcheck source=/dev/null
+source "$3"
 
 failures=0
 run_case() {  # frame_size window [testpmd options...]
