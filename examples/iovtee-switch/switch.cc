@@ -175,6 +175,11 @@ Port* Switch::FindVhost(int vid) {
 int Switch::OnNewDevice(int vid) {
   Port* p = FindVhost(vid);
   if (p == nullptr) return -1;
+  if (p->vid.load() >= 0) {
+    IOVTEE_LOG(ERR, "switch: %s: already serves vhost device %d; refusing %d", p->name.c_str(),
+               p->vid.load(), vid);
+    return -1;
+  }
   if (p->guest_map != nullptr) {
     absl::Status s = p->guest_map->AttachGuest(vid, kGuestRxVring);
     if (!s.ok()) {
@@ -190,7 +195,7 @@ int Switch::OnNewDevice(int vid) {
 
 void Switch::OnDestroyDevice(int vid) {
   Port* p = FindVhost(vid);
-  if (p == nullptr) return;
+  if (p == nullptr || p->vid.load() != vid) return;  // not the device this port serves
   p->ready.store(false);
   p->pause.Pause();  // the loop is out of this port's vhost calls
   if (p->guest_map != nullptr && p->guest_map->attached()) {
@@ -203,6 +208,18 @@ void Switch::OnDestroyDevice(int vid) {
 }
 
 void Switch::Output(Port& out, rte_mbuf* m) {
+  // A frame in a guest's Rx buffer goes in place only to that guest. Anywhere
+  // else it is copied first: the guest could rewrite it while another port
+  // still reads it, and its buffer must go back to the guest soon.
+  if (out.guest_map == nullptr || m->pool != out.guest_map->mempool()) {
+    rte_mbuf* c = RxQueueMapping::Unshare(m, host_pool_);
+    if (c == nullptr) {
+      ++unshare_failed_;
+      rte_pktmbuf_free(m);
+      return;
+    }
+    m = c;
+  }
   out.out[out.nout++] = m;
   if (out.nout == kBurst) Flush(out);
 }
@@ -336,7 +353,8 @@ std::string Switch::StatsJson() const {
     }
     s += "}";
   }
-  absl::StrAppendFormat(&s, "],\"flooded\":%u,\"macs\":%u}", flooded_, macs_.size());
+  absl::StrAppendFormat(&s, "],\"flooded\":%u,\"unshare_failed\":%u,\"macs\":%u}", flooded_,
+                        unshare_failed_, macs_.size());
   return s;
 }
 

@@ -25,6 +25,7 @@ namespace iovtee {
 namespace {
 
 constexpr uint64_t kVhostFLogAll = uint64_t{1} << 26;
+constexpr int kFAccessPlatform = 33;  // VIRTIO_F_ACCESS_PLATFORM
 
 // A pause point between a control thread and one polling thread: the poller
 // brackets each call with Enter/Exit; Pause waits until no call is inside.
@@ -71,6 +72,8 @@ class RxQueueMapping::Impl {
       const absl::Status s = Detach();
       if (!s.ok()) IOVTEE_LOG(ERR, "mapping %u/%u: %s", port_, queue_, s.ToString().c_str());
     }
+    dma_mapped_ = std::move(quarantined_dma_);
+    UnmapForDma();
   }
 
   uint16_t RxBurst(rte_mbuf** pkts, uint16_t n) {
@@ -158,6 +161,9 @@ class RxQueueMapping::Impl {
   std::unique_ptr<GuestRxQueue> guest_holder_;
   GuestRxQueue* guest_ = nullptr;
   std::vector<std::pair<void*, size_t>> dma_mapped_;
+  // Guest memory of sessions whose drain failed: released at destruction.
+  std::vector<std::unique_ptr<GuestMemory>> quarantine_;
+  std::vector<std::pair<void*, size_t>> quarantined_dma_;
 
   // Attach, Detach and Stats: the control plane, one at a time.
   mutable absl::Mutex mu_;
@@ -225,6 +231,16 @@ absl::Status RxQueueMapping::Impl::AttachLocked(int vid, uint16_t vring_idx) {
         "the guest negotiated VIRTIO_F_IN_ORDER, but mapped completions are out of order: call "
         "iovtee::PrepareVhostSocket() before rte_vhost_driver_start()");
   }
+  if (features & (uint64_t{1} << kFAccessPlatform)) {
+    return absl::FailedPreconditionError(
+        "the guest negotiated VIRTIO_F_ACCESS_PLATFORM (a vIOMMU): descriptors carry IOVAs, "
+        "which the mapping does not translate yet");
+  }
+  if (rte_eal_iova_mode() != RTE_IOVA_VA) {
+    return absl::FailedPreconditionError(
+        "EAL runs in IOVA-as-PA mode: guest memory is DMA-mapped with IOVA = its virtual "
+        "address, which could collide with DPDK's physical IOVAs; start EAL with --iova-mode=va");
+  }
   if (features & kVhostFLogAll) {
     return absl::UnavailableError("dirty-page logging (live migration) is on: not mapped");
   }
@@ -284,14 +300,14 @@ absl::Status RxQueueMapping::Impl::AttachLocked(int vid, uint16_t vring_idx) {
         "the guest's virtio-net header is %u bytes; this mapping's pool was built for %u", hdr_len,
         pool_->hdr_len()));
   }
-  (*dq)->EnableKicks(false);  // the mapping polls the ring; kicks would be wasted
-
   memory_ = std::move(*memory);
   absl::Status s = MapForDma();
   if (!s.ok()) {
     memory_.reset();
     return s;
   }
+  // Only now that nothing can fail: this writes to the guest's ring.
+  (*dq)->EnableKicks(false);  // the mapping polls the ring; kicks would be wasted
   ++generation_;
   GuestRxConfig gc;
   gc.features = features;
@@ -349,11 +365,22 @@ absl::Status RxQueueMapping::Impl::DetachLocked() {
   guest_->ReturnUnused(back.data(), static_cast<uint16_t>(back.size()));
   const virtio::QueueCursors c = guest_->cursors();
   rte_vhost_set_vring_base(vid_, vring_idx_, c.last_avail_idx, c.last_used_idx);
+  // The guest reclaims the returned buffers now, not at its next interrupt.
+  rte_vhost_vring_call_nonblock(vid_, vring_idx_);
   if (rc == 0 && (rc = rte_eth_dev_rx_queue_start(port_, queue_)) != 0) {
     result = absl::InternalError(absl::StrFormat(
         "port %u: rx_queue_start(%u) failed (%d) after the drain", port_, queue_, rc));
   }
-  UnmapForDma();
+  if (rc == 0) {
+    UnmapForDma();
+  } else {
+    // The NIC may still hold guest buffers: keep their memory mapped (in this
+    // process and for the device) until the mapping is destroyed, after the
+    // port has been stopped.
+    quarantine_.push_back(std::move(memory_));
+    for (const auto& m : dma_mapped_) quarantined_dma_.push_back(m);
+    dma_mapped_.clear();
+  }
   const GuestRxStats s = guest_->stats();
   previous_.zero_copy += s.zero_copy;
   previous_.copied += s.copied;
