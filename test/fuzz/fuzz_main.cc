@@ -38,6 +38,8 @@
 #include <system_error>
 #include <vector>
 
+#include "test/fuzz/splitmix.h"
+
 #if defined(__SANITIZE_ADDRESS__)
 #define IOVTEE_HAVE_SANITIZER 1
 #elif defined(__has_feature)
@@ -155,21 +157,7 @@ void InstallCrashReporting() {
 #endif
 }
 
-// splitmix64: a fixed seed gives the same inputs on every run and machine.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  size_t Below(size_t n) { return n == 0 ? 0 : static_cast<size_t>(Next() % n); }
-
- private:
-  uint64_t s_;
-};
+using Rng = ::iovtee::fuzz::SplitMix;
 
 // A few byte-level mutations, enough to push seeds off their legal states.
 void Mutate(Rng& rng, size_t max_len, Bytes* b) {

@@ -17,6 +17,7 @@
 #include "src/virtio/desc_chain.h"
 #include "src/virtio/device_queue.h"
 #include "src/virtio/ring_layout.h"
+#include "test/fuzz/splitmix.h"
 
 namespace iovtee::virtio::fuzz {
 
@@ -98,21 +99,8 @@ class InputReader {
   size_t pos_ = 0;
 };
 
-// splitmix64, for choices the input does not spell out byte by byte.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  uint32_t Below(uint32_t n) { return n == 0 ? 0 : static_cast<uint32_t>(Next() % n); }
-
- private:
-  uint64_t s_;
-};
+// For choices the input does not spell out byte by byte.
+using Rng = ::iovtee::fuzz::SplitMix;
 
 // A heap block of exactly `size` bytes (64-byte aligned), so that ASan
 // reports the first byte read or written past either end.
