@@ -104,8 +104,9 @@ class RxQueueMapping::Impl {
       DropAll(pkts, n);
       return 0;
     }
-    const uint16_t delivered = guest->Enqueue(pkts, n);
-    if (delivered > 0) Notify(guest);
+    virtio::QueueCursors cursors;
+    const uint16_t delivered = guest->Enqueue(pkts, n, &cursors);
+    if (delivered > 0) Notify(cursors);
     tx_pause_.Exit();
     return delivered;
   }
@@ -134,8 +135,7 @@ class RxQueueMapping::Impl {
   // librte_vhost decides whether the guest wants an interrupt from its own
   // copy of the ring cursors: keep them in step with ours, then let it.
   // The non-blocking call never waits for a vhost-user message in progress.
-  void Notify(GuestRxQueue* guest) {
-    const virtio::QueueCursors c = guest->cursors();
+  void Notify(const virtio::QueueCursors& c) {
     rte_vhost_set_vring_base(vid_, vring_idx_, c.last_avail_idx, c.last_used_idx);
     rte_vhost_vring_call_nonblock(vid_, vring_idx_);
   }

@@ -191,7 +191,7 @@ bool GuestRxQueue::CopyOne(rte_mbuf* m, std::vector<UsedBuffer>* used) {
   return true;
 }
 
-uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n) {
+uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n, virtio::QueueCursors* cursors) {
   MappedPool* pool = config_.pool;
   rte_mempool* mp = pool != nullptr ? pool->mempool() : nullptr;
   uint16_t delivered = 0;
@@ -257,6 +257,7 @@ uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n) {
     release(m);
   }
   if (!used_.empty()) queue_->Return(used_);
+  if (cursors != nullptr) *cursors = queue_->cursors();
   rte_spinlock_unlock(&lock_);
   if (ndone > 0) rte_pktmbuf_free_bulk(done, ndone);
   return delivered;

@@ -76,7 +76,9 @@ class GuestRxQueue final : public GuestBufferSource {
 
   // Delivers the frames to the guest and frees every mbuf (delivered or
   // dropped, each counted). Returns how many were delivered.
-  uint16_t Enqueue(rte_mbuf* const* pkts, uint16_t n);
+  // `cursors`, when given, receives the queue's cursors after the burst
+  // (taken under the same lock, for the caller's vring-base sync).
+  uint16_t Enqueue(rte_mbuf* const* pkts, uint16_t n, virtio::QueueCursors* cursors = nullptr);
 
   // Whether the guest wants an interrupt for what was delivered since the
   // last call (virtio notification rules). The caller signals the callfd.
