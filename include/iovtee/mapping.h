@@ -34,11 +34,20 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace iovtee {
+
+// Whether a split-ring guest without mergeable buffers reads used ids; see
+// MappingOptions::guest_rx_order.
+enum class GuestRxOrder : uint8_t {
+  kDetect,    // copy every frame, in ring order, until the guest shows it
+  kTrustIds,  // lend buffers to the NIC at once
+};
 
 struct MappingOptions {
   // Guest buffers the NIC may hold at once (posted in its ring, or received
@@ -58,6 +67,15 @@ struct MappingOptions {
   int socket_id = SOCKET_ID_ANY;
   // How long DetachGuest waits for mbufs the switch still holds.
   uint32_t drain_timeout_ms = 1000;
+  // Split ring, mergeable buffers off: DPDK's vectorized split Rx path
+  // (virtio-user vectorized=1) reads used entries by position and ignores
+  // their ids, so it cannot take the out-of-order completions of a mapped
+  // queue, and nothing in the negotiation reveals it. kDetect (the default)
+  // delivers every frame by copy, in ring order, until the guest posts a
+  // buffer out of identity order (only drivers that read ids do), then
+  // lends buffers. DPDK's scalar path never shows it: set kTrustIds for
+  // guests known to read ids (Linux virtio-net, DPDK with vectorized=0).
+  GuestRxOrder guest_rx_order = GuestRxOrder::kDetect;
 };
 
 struct MappingStats {
@@ -71,6 +89,7 @@ struct MappingStats {
   uint64_t copy_shared = 0;
   uint64_t copy_stale_session = 0;
   uint64_t copy_layout = 0;
+  uint64_t copy_order_unproven = 0;  // the guest's Rx order is on probation
   uint64_t drop_no_buffer = 0;  // drop reasons
   uint64_t drop_too_big = 0;
   uint64_t drop_offload = 0;
@@ -84,7 +103,20 @@ struct MappingStats {
   uint64_t validation_errors = 0;  // the guest broke the virtio rules
   uint64_t attaches = 0;
   uint64_t detaches = 0;
+  bool order_probation = false;       // frames are copied until the guest reads ids
+  uint64_t quarantined_sessions = 0;  // detaches that kept guest memory mapped (drain failed)
+  uint64_t notify_retries = 0;        // guest notifications deferred (vhost queue busy)
+  uint32_t pool_mbufs = 0;            // the mapping's mempool: size
+  uint32_t pool_free_mbufs = 0;       // and mbufs in it now (whole: equal, with the port stopped)
 };
+
+// Every counter of `s` with its name (the names the switch's JSON, the
+// telemetry endpoint and the C ABI use), in a fixed order.
+std::vector<std::pair<const char*, uint64_t>> StatsFields(const MappingStats& s);
+
+// Telemetry (registered when the first mapping is created, if telemetry is
+// on): /iovtee/mappings lists the mappings as "PORT:QUEUE";
+// /iovtee/mapping,PORT:QUEUE gives that mapping's StatsFields.
 
 // Turns off what the mapping cannot honour on a vhost-user socket
 // (VIRTIO_F_IN_ORDER). Call between rte_vhost_driver_register and

@@ -2,9 +2,12 @@
 // the only file that talks to librte_vhost and to the NIC's ethdev.
 #include <rte_ethdev.h>
 #include <rte_memory.h>
+#include <rte_telemetry.h>
 #include <rte_vhost.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -83,6 +86,7 @@ class RxQueueMapping::Impl {
       MappedPool::NicRefillScope refill(pool_.get());
       got = rte_eth_rx_burst(port_, queue_, pkts, n);
     }
+    if (notify_pending_.load(std::memory_order_relaxed)) RetryNotify();
     rte_mempool* mp = pool_->mempool();
     for (uint16_t i = 0; i < got; ++i) {
       for (rte_mbuf* seg = pkts[i]; seg != nullptr; seg = seg->next) {
@@ -106,7 +110,11 @@ class RxQueueMapping::Impl {
     }
     virtio::QueueCursors cursors;
     const uint16_t delivered = guest->Enqueue(pkts, n, &cursors);
-    if (delivered > 0) Notify(cursors);
+    if (delivered > 0) {
+      Notify(cursors);
+    } else if (notify_pending_.load(std::memory_order_relaxed)) {
+      RetryNotify();
+    }
     tx_pause_.Exit();
     return delivered;
   }
@@ -124,7 +132,7 @@ class RxQueueMapping::Impl {
   MappedPool* pool() const { return pool_.get(); }
   uint16_t port() const { return port_; }
   uint16_t queue() const { return queue_; }
-  bool attached() const { return guest_ != nullptr; }
+  bool attached() const { return attached_.load(std::memory_order_acquire); }
 
  private:
   void DropAll(rte_mbuf** pkts, uint16_t n) {
@@ -135,9 +143,22 @@ class RxQueueMapping::Impl {
   // librte_vhost decides whether the guest wants an interrupt from its own
   // copy of the ring cursors: keep them in step with ours, then let it.
   // The non-blocking call never waits for a vhost-user message in progress.
+  // -EAGAIN: a vhost-user message holds the queue; the call is retried from
+  // the next RxBurst or Enqueue, so the guest is never left waiting.
   void Notify(const virtio::QueueCursors& c) {
     rte_vhost_set_vring_base(vid_, vring_idx_, c.last_avail_idx, c.last_used_idx);
-    rte_vhost_vring_call_nonblock(vid_, vring_idx_);
+    Call();
+  }
+  void Call() {
+    const int rc = rte_vhost_vring_call_nonblock(vid_, vring_idx_);
+    notify_pending_.store(rc == -EAGAIN, std::memory_order_relaxed);
+    if (rc == -EAGAIN) notify_retries_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // From either poller; the two may race to call twice, which is harmless
+  // (vhost's own event-idx check decides whether the guest is signalled).
+  void RetryNotify() {
+    if (!attached()) return;
+    Call();
   }
 
   absl::Status AttachLocked(int vid, uint16_t vring_idx);
@@ -168,9 +189,13 @@ class RxQueueMapping::Impl {
   // Attach, Detach and Stats: the control plane, one at a time.
   mutable absl::Mutex mu_;
   std::atomic<uint64_t> drop_no_guest_{0};
+  std::atomic<bool> attached_{false};
+  std::atomic<bool> notify_pending_{false};
+  std::atomic<uint64_t> notify_retries_{0};
   uint64_t validation_errors_previous_ = 0;
   uint64_t attaches_ = 0;
   uint64_t detaches_ = 0;
+  uint64_t quarantined_sessions_ = 0;
   GuestRxStats previous_;  // totals of ended sessions
 };
 
@@ -179,26 +204,28 @@ absl::Status RxQueueMapping::Impl::MapForDma() {
   if (rte_eth_dev_info_get(port_, &info) != 0 || info.device == nullptr) {
     return absl::FailedPreconditionError(absl::StrFormat("port %u has no device", port_));
   }
-  for (const GuestRegion& r : memory_->regions()) {
-    // IOVA == this process's address of the memory: the same rule the pool
-    // uses for buf_iova (GuestRxQueue::TakeBuffers).
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    if (rte_extmem_register(r.host, r.size, nullptr, 0, page) != 0 && rte_errno != EEXIST) {
-      UnmapForDma();
-      return absl::InternalError(
-          absl::StrFormat("rte_extmem_register of guest region gpa 0x%x (%u bytes): %s",
-                          r.guest_phys_addr, r.size, rte_strerror(rte_errno)));
-    }
-    if (rte_dev_dma_map(info.device, r.host, reinterpret_cast<uint64_t>(r.host), r.size) != 0) {
+  // Our own mappings of the guest's fds, whole: page-aligned in the fd's own
+  // page size (rte_extmem_register wants both), however the regions sit in
+  // them. IOVA == this process's address of the memory: the same rule the
+  // pool uses for buf_iova (GuestRxQueue::TakeBuffers).
+  for (const GuestMemory::MappedRange& r : memory_->mapped_ranges()) {
+    if (rte_extmem_register(r.addr, r.len, nullptr, 0, r.page_size) != 0 && rte_errno != EEXIST) {
       const int err = rte_errno;
-      rte_extmem_unregister(r.host, r.size);
+      UnmapForDma();
+      return absl::InternalError(absl::StrFormat(
+          "rte_extmem_register of guest memory (%u bytes, pages of %u): %s", r.len, r.page_size,
+          rte_strerror(err)));
+    }
+    if (rte_dev_dma_map(info.device, r.addr, reinterpret_cast<uint64_t>(r.addr), r.len) != 0) {
+      const int err = rte_errno;
+      rte_extmem_unregister(r.addr, r.len);
       UnmapForDma();
       return absl::FailedPreconditionError(absl::StrFormat(
-          "port %u cannot DMA-map guest memory (gpa 0x%x, %u bytes): %s. The NIC's driver must "
+          "port %u cannot DMA-map guest memory (%u bytes): %s. The NIC's driver must "
           "implement dma_map (VFIO devices, net_simnic)",
-          port_, r.guest_phys_addr, r.size, rte_strerror(err)));
+          port_, r.len, rte_strerror(err)));
     }
-    dma_mapped_.emplace_back(r.host, r.size);
+    dma_mapped_.emplace_back(r.addr, r.len);
   }
   return absl::OkStatus();
 }
@@ -313,19 +340,25 @@ absl::Status RxQueueMapping::Impl::AttachLocked(int vid, uint16_t vring_idx) {
   gc.features = features;
   gc.pool = pool_.get();
   gc.generation = generation_;
+  gc.order_probation = !packed && !(features & (uint64_t{1} << virtio::kNetFMrgRxbuf)) &&
+                       options_.guest_rx_order == GuestRxOrder::kDetect;
   guest_holder_ = std::make_unique<GuestRxQueue>(std::move(*dq), memory_.get(), gc);
   vid_ = vid;
   vring_idx_ = vring_idx;
   uint32_t cap = options_.residency_cap != 0 ? options_.residency_cap : vring.size / 2u;
   tx_pause_.Pause();
   guest_ = guest_holder_.get();
+  attached_.store(true, std::memory_order_release);
   tx_pause_.Resume();
   pool_->Attach(guest_, generation_, cap);
   ++attaches_;
   IOVTEE_LOG(INFO,
              "mapping %u/%u: guest vhost %d vring %u attached (%s ring of %u, residency cap %u, "
-             "features 0x%" PRIx64 ")",
-             port_, queue_, vid, vring_idx, packed ? "packed" : "split", vring.size, cap, features);
+             "features 0x%" PRIx64 "%s)",
+             port_, queue_, vid, vring_idx, packed ? "packed" : "split", vring.size, cap, features,
+             gc.order_probation ? ", Rx order on probation: frames are copied until the guest "
+                                  "shows it reads used ids"
+                                : "");
   return absl::OkStatus();
 }
 
@@ -346,6 +379,7 @@ absl::Status RxQueueMapping::Impl::DetachLocked() {
   // Frames the switch still holds come back as it frees them.
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+  bool all_back = true;
   std::vector<GuestBuffer> back;
   GuestBuffer chunk[64];
   for (;;) {
@@ -357,6 +391,7 @@ absl::Status RxQueueMapping::Impl::DetachLocked() {
                  "mapping %u/%u: %u guest buffers still held by the switch after %u ms; the guest "
                  "gets them back only through a device reset",
                  port_, queue_, pool_->stats().guest_resident, options_.drain_timeout_ms);
+      all_back = false;
       break;
     }
     std::this_thread::sleep_for(std::chrono::microseconds(100));
@@ -371,12 +406,15 @@ absl::Status RxQueueMapping::Impl::DetachLocked() {
     result = absl::InternalError(absl::StrFormat(
         "port %u: rx_queue_start(%u) failed (%d) after the drain", port_, queue_, rc));
   }
-  if (rc == 0) {
+  if (rc == 0 && all_back) {
     UnmapForDma();
   } else {
-    // The NIC may still hold guest buffers: keep their memory mapped (in this
-    // process and for the device) until the mapping is destroyed, after the
-    // port has been stopped.
+    // The NIC (or the switch: an mbuf sitting in some Tx ring) may still
+    // hold guest buffers: keep their memory mapped, in this process and for
+    // the device, until the mapping is destroyed, after the port has been
+    // stopped. Unmapping now would turn a late read into a crash or an IOMMU
+    // fault.
+    ++quarantined_sessions_;
     quarantine_.push_back(std::move(memory_));
     for (const auto& m : dma_mapped_) quarantined_dma_.push_back(m);
     dma_mapped_.clear();
@@ -389,6 +427,8 @@ absl::Status RxQueueMapping::Impl::DetachLocked() {
   for (int i = 0; i < static_cast<int>(DropReason::kCount); ++i) previous_.drops[i] += s.drops[i];
   previous_.lent_to_nic += s.lent_to_nic;
   validation_errors_previous_ += ValidationErrors(guest_->queue());
+  attached_.store(false, std::memory_order_release);
+  notify_pending_.store(false, std::memory_order_relaxed);
   guest_ = nullptr;
   guest_holder_.reset();
   memory_.reset();
@@ -405,8 +445,10 @@ MappingStats RxQueueMapping::Impl::Stats() const {
   absl::MutexLock lock(&mu_);
   GuestRxStats g = previous_;
   uint64_t validation = validation_errors_previous_;
+  bool probation = false;
   if (guest_ != nullptr) {
     const GuestRxStats s = guest_->stats();
+    probation = guest_->order_probation();
     g.zero_copy += s.zero_copy;
     g.copied += s.copied;
     g.bytes += s.bytes;
@@ -426,6 +468,8 @@ MappingStats RxQueueMapping::Impl::Stats() const {
   m.copy_shared = g.copies[static_cast<int>(CopyReason::kShared)];
   m.copy_stale_session = g.copies[static_cast<int>(CopyReason::kStaleSession)];
   m.copy_layout = g.copies[static_cast<int>(CopyReason::kLayout)];
+  m.copy_order_unproven = g.copies[static_cast<int>(CopyReason::kOrderUnproven)];
+  m.order_probation = probation;
   m.drop_no_buffer = g.drops[static_cast<int>(DropReason::kNoBuffer)];
   m.drop_too_big = g.drops[static_cast<int>(DropReason::kTooBig)];
   m.drop_offload = g.drops[static_cast<int>(DropReason::kOffload)];
@@ -439,8 +483,101 @@ MappingStats RxQueueMapping::Impl::Stats() const {
   m.validation_errors = validation;
   m.attaches = attaches_;
   m.detaches = detaches_;
+  m.quarantined_sessions = quarantined_sessions_;
+  m.notify_retries = notify_retries_.load(std::memory_order_relaxed);
+  m.pool_mbufs = pool_->mempool()->size;
+  m.pool_free_mbufs = rte_mempool_avail_count(pool_->mempool());
   return m;
 }
+
+std::vector<std::pair<const char*, uint64_t>> StatsFields(const MappingStats& s) {
+  return {
+      {"attached", s.attached},
+      {"zero_copy", s.zero_copy},
+      {"copied", s.copied},
+      {"bytes", s.bytes},
+      {"copy_foreign", s.copy_foreign},
+      {"copy_host_buffer", s.copy_host_buffer},
+      {"copy_multi_segment", s.copy_multi_segment},
+      {"copy_shared", s.copy_shared},
+      {"copy_stale_session", s.copy_stale_session},
+      {"copy_layout", s.copy_layout},
+      {"copy_order_unproven", s.copy_order_unproven},
+      {"drop_no_buffer", s.drop_no_buffer},
+      {"drop_too_big", s.drop_too_big},
+      {"drop_offload", s.drop_offload},
+      {"drop_broken_queue", s.drop_broken_queue},
+      {"drop_no_guest", s.drop_no_guest},
+      {"guest_buffers_held", s.guest_buffers_held},
+      {"guest_buffers_lent", s.guest_buffers_lent},
+      {"host_buffers_posted", s.host_buffers_posted},
+      {"guest_buffers_recycled", s.guest_buffers_recycled},
+      {"guest_buffers_orphaned", s.guest_buffers_orphaned},
+      {"validation_errors", s.validation_errors},
+      {"attaches", s.attaches},
+      {"detaches", s.detaches},
+      {"order_probation", s.order_probation},
+      {"quarantined_sessions", s.quarantined_sessions},
+      {"notify_retries", s.notify_retries},
+      {"pool_mbufs", s.pool_mbufs},
+      {"pool_free_mbufs", s.pool_free_mbufs},
+  };
+}
+
+namespace {
+
+// Every live mapping, for telemetry. Telemetry runs on its own thread.
+absl::Mutex registry_mu;
+std::vector<RxQueueMapping*>* registry = nullptr;  // guarded by registry_mu
+
+int TelemetryList(const char*, const char*, rte_tel_data* d) {
+  rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+  absl::MutexLock lock(&registry_mu);
+  if (registry == nullptr) return 0;
+  for (const RxQueueMapping* m : *registry) {
+    const std::string name = absl::StrFormat("%u:%u", m->port_id(), m->queue_id());
+    rte_tel_data_add_array_string(d, name.c_str());
+  }
+  return 0;
+}
+
+int TelemetryMapping(const char*, const char* params, rte_tel_data* d) {
+  unsigned port = 0, queue = 0;
+  char extra = 0;
+  if (params == nullptr || std::sscanf(params, "%u:%u%c", &port, &queue, &extra) != 2) return -1;
+  absl::MutexLock lock(&registry_mu);
+  if (registry == nullptr) return -1;
+  for (const RxQueueMapping* m : *registry) {
+    if (m->port_id() != port || m->queue_id() != queue) continue;
+    rte_tel_data_start_dict(d);
+    for (const auto& [name, value] : StatsFields(m->stats())) {
+      rte_tel_data_add_dict_u64(d, name, value);
+    }
+    return 0;
+  }
+  return -1;
+}
+
+void Register(RxQueueMapping* m) {
+  absl::MutexLock lock(&registry_mu);
+  if (registry == nullptr) {
+    registry = new std::vector<RxQueueMapping*>();
+    // Fails harmlessly when telemetry is off or the names are taken.
+    rte_telemetry_register_cmd("/iovtee/mappings", TelemetryList,
+                               "Lists iovtee Rx queue mappings as PORT:QUEUE. No parameters");
+    rte_telemetry_register_cmd("/iovtee/mapping", TelemetryMapping,
+                               "Counters of one iovtee mapping. Parameters: PORT:QUEUE");
+  }
+  registry->push_back(m);
+}
+
+void Unregister(RxQueueMapping* m) {
+  absl::MutexLock lock(&registry_mu);
+  if (registry == nullptr) return;
+  registry->erase(std::remove(registry->begin(), registry->end(), m), registry->end());
+}
+
+}  // namespace
 
 absl::Status PrepareVhostSocket(const std::string& path) {
   if (rte_vhost_driver_disable_features(path.c_str(), uint64_t{1} << virtio::kFInOrder) != 0) {
@@ -471,8 +608,13 @@ absl::StatusOr<std::unique_ptr<RxQueueMapping>> RxQueueMapping::Create(
       new RxQueueMapping(std::make_unique<Impl>(port_id, queue_id, options, std::move(*pool))));
 }
 
-RxQueueMapping::RxQueueMapping(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-RxQueueMapping::~RxQueueMapping() = default;
+RxQueueMapping::RxQueueMapping(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  Register(this);
+}
+RxQueueMapping::~RxQueueMapping() {
+  // First, so telemetry never reads a mapping being destroyed.
+  Unregister(this);
+}
 
 rte_mempool* RxQueueMapping::mempool() const { return impl_->pool()->mempool(); }
 uint16_t RxQueueMapping::port_id() const { return impl_->port(); }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "src/common/log.h"
 #include "src/virtio/net_header.h"
 
 namespace iovtee {
@@ -72,6 +73,8 @@ const char* CopyReasonName(CopyReason r) {
       return "stale_session";
     case CopyReason::kLayout:
       return "layout";
+    case CopyReason::kOrderUnproven:
+      return "order_unproven";
     case CopyReason::kCount:
       break;
   }
@@ -103,21 +106,66 @@ GuestRxQueue::GuestRxQueue(std::unique_ptr<virtio::DeviceQueue> queue, const Gue
       mergeable_((config.features >> virtio::kNetFMrgRxbuf) & 1),
       nic_room_(config.pool != nullptr ? std::max<uint32_t>(hdr_len_, config.pool->hdr_len()) +
                                              config.pool->nic_buffer_size()
-                                       : UINT32_MAX) {
+                                       : UINT32_MAX),
+      order_probation_(config.order_probation &&
+                       queue_->config().layout == virtio::RingLayout::kSplit) {
   kept_.resize(queue_->config().size);
   fetch_.resize(kFetchBurst);
   merge_.resize(kMaxMergeBuffers);
   used_.reserve(256);
 }
 
+void GuestRxQueue::KeepBack(const DescChain& c) {
+  kept_[(kept_head_ + kept_count_++) % kept_.size()] = c;
+}
+
+void GuestRxQueue::KeepFront(const DescChain& c) {
+  kept_head_ = (kept_head_ + kept_.size() - 1) % kept_.size();
+  kept_[kept_head_] = c;
+  ++kept_count_;
+}
+
+bool GuestRxQueue::TakeKept(DescChain* out) {
+  if (kept_count_ == 0) return false;
+  *out = kept_[kept_head_];
+  kept_head_ = (kept_head_ + 1) % kept_.size();
+  --kept_count_;
+  return true;
+}
+
+uint16_t GuestRxQueue::FetchChains(DescChain* out, uint16_t n) {
+  // Split ring: the chains come from consecutive avail slots.
+  const uint16_t slot = queue_->cursors().last_avail_idx;
+  const uint16_t got = queue_->Fetch(absl::MakeSpan(out, n));
+  if (order_probation_) {
+    const uint16_t mask = static_cast<uint16_t>(queue_->config().size - 1);
+    for (uint16_t i = 0; i < got; ++i) {
+      if (out[i].id != ((slot + i) & mask)) {
+        order_probation_ = false;
+        ++stats_.order_proven;
+        IOVTEE_LOG(INFO,
+                   "guest Rx queue: the guest posted descriptor %u in avail slot %u, so it reads "
+                   "used ids: Rx order probation ends, its buffers now go to the NIC",
+                   out[i].id, (slot + i) & mask);
+        break;
+      }
+    }
+  }
+  return got;
+}
+
 uint16_t GuestRxQueue::TakeBuffers(GuestBuffer* out, uint16_t n) {
   // The NIC refill must never wait for the send path: it gets host buffers
   // this time instead.
   if (!rte_spinlock_trylock(&lock_)) return 0;
+  if (order_probation_) {
+    rte_spinlock_unlock(&lock_);
+    return 0;
+  }
   uint16_t k = 0;
   while (k < n) {
     const uint16_t want = std::min<uint16_t>(n - k, kFetchBurst);
-    const uint16_t got = queue_->Fetch(absl::MakeSpan(fetch_.data(), want));
+    const uint16_t got = FetchChains(fetch_.data(), want);
     for (uint16_t i = 0; i < got; ++i) {
       const DescChain& c = fetch_[i];
       if (c.nsegs == 1 && c.len >= nic_room_) {
@@ -126,7 +174,7 @@ uint16_t GuestRxQueue::TakeBuffers(GuestBuffer* out, uint16_t n) {
         out[k++] = GuestBuffer{c.segs[0].host, reinterpret_cast<rte_iova_t>(c.segs[0].host), c.len,
                                c.id, config_.generation};
       } else {
-        kept_[kept_count_++] = c;
+        KeepBack(c);
         ++stats_.unsuitable;
       }
     }
@@ -138,11 +186,8 @@ uint16_t GuestRxQueue::TakeBuffers(GuestBuffer* out, uint16_t n) {
 }
 
 bool GuestRxQueue::TakeChainForCopy(DescChain* out) {
-  if (kept_count_ > 0) {
-    *out = kept_[--kept_count_];
-    return true;
-  }
-  if (queue_->Fetch(absl::MakeSpan(out, 1)) == 1) return true;
+  if (TakeKept(out)) return true;
+  if (FetchChains(out, 1) == 1) return true;
   // The guest has nothing left on its ring: take back a buffer the pool
   // holds for the NIC but has not posted.
   GuestBuffer g;
@@ -172,8 +217,9 @@ bool GuestRxQueue::CopyOne(rte_mbuf* m, std::vector<UsedBuffer>* used) {
     room += merge_[nbuf++].len;
   }
   if (room < need) {
-    // Keep the buffers for the next frame: an unused buffer is not lost.
-    for (int i = 0; i < nbuf; ++i) kept_[kept_count_++] = merge_[i];
+    // Keep the buffers for the next frame, first in line: an unused buffer
+    // is not lost, and the order the guest posted them in holds.
+    for (int i = nbuf - 1; i >= 0; --i) KeepFront(merge_[i]);
     Drop(nbuf == 0 || mergeable_ ? DropReason::kNoBuffer : DropReason::kTooBig);
     return false;
   }
@@ -216,7 +262,9 @@ uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n, virtio::QueueC
       continue;
     }
     const GuestBuffer* g = m->pool == mp ? pool->GuestBufferOf(m) : nullptr;
-    CopyReason why = m->pool == mp ? CopyReason::kHostBuffer : CopyReason::kForeign;
+    CopyReason why = m->pool != mp        ? CopyReason::kForeign
+                     : order_probation_ ? CopyReason::kOrderUnproven
+                                        : CopyReason::kHostBuffer;
     if (g != nullptr) {
       uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
       uint8_t* start = g->addr + hdr_len_;
@@ -274,8 +322,8 @@ uint16_t GuestRxQueue::ReturnUnused(const GuestBuffer* buffers, uint16_t n) {
   rte_spinlock_lock(&lock_);
   used_.clear();
   for (uint16_t i = 0; i < n; ++i) used_.push_back(UsedBuffer{buffers[i].id, 0});
-  for (size_t i = 0; i < kept_count_; ++i) used_.push_back(UsedBuffer{kept_[i].id, 0});
-  kept_count_ = 0;
+  DescChain c;
+  while (TakeKept(&c)) used_.push_back(UsedBuffer{c.id, 0});
   const uint16_t returned = queue_->Return(used_);
   stats_.returned_empty += returned;
   rte_spinlock_unlock(&lock_);
@@ -290,6 +338,13 @@ virtio::QueueCursors GuestRxQueue::cursors() const {
 }
 
 bool GuestRxQueue::broken() const { return queue_->broken(); }
+
+bool GuestRxQueue::order_probation() const {
+  rte_spinlock_lock(&lock_);
+  const bool p = order_probation_;
+  rte_spinlock_unlock(&lock_);
+  return p;
+}
 
 GuestRxStats GuestRxQueue::stats() const {
   rte_spinlock_lock(&lock_);

@@ -31,6 +31,7 @@ enum class CopyReason : uint8_t {
   kShared,        // refcount > 1 or attached: someone else may still read it
   kStaleSession,  // its guest buffer belongs to an earlier guest session
   kLayout,        // the data no longer starts inside its guest buffer
+  kOrderUnproven,  // from the mapped NIC queue while the guest's Rx order is on probation
   kCount,
 };
 const char* CopyReasonName(CopyReason r);
@@ -54,13 +55,29 @@ struct GuestRxStats {
   uint64_t lent_to_nic = 0;     // guest buffers handed to the pool
   uint64_t unsuitable = 0;      // chains the NIC cannot use, kept for copies
   uint64_t returned_empty = 0;  // buffers given back unused (teardown)
+  uint64_t order_proven = 0;    // 1 once the guest showed it reads used ids
 };
 
 struct GuestRxConfig {
   uint64_t features = 0;       // negotiated virtio-net features
   MappedPool* pool = nullptr;  // null: copy only
   uint16_t generation = 0;     // this guest session
+  // Start with the guest's Rx order on probation (see below). The mapping
+  // sets it for split rings without mergeable buffers unless told to trust
+  // the guest.
+  bool order_probation = false;
 };
+
+// Rx order probation. DPDK's vectorized split-ring Rx path (virtio-user
+// `vectorized=1`, mergeable buffers off) reads used entries by position and
+// ignores their ids: it needs every buffer completed in the order it was
+// made available, which a mapped queue cannot promise (buffers lent to the
+// NIC complete after later ones used for copies). Nothing in the feature
+// negotiation tells that path apart from drivers that read ids. So a queue
+// on probation lends nothing to the NIC and completes every frame by copy,
+// strictly in ring order, until the guest shows it reads ids: it posts a
+// buffer whose head is not the avail slot's own index, which the
+// vectorized path (avail[i] == i, written once) never does.
 
 class GuestRxQueue final : public GuestBufferSource {
  public:
@@ -92,6 +109,8 @@ class GuestRxQueue final : public GuestBufferSource {
 
   virtio::QueueCursors cursors() const;
   bool broken() const;
+  // True while the guest's Rx order is on probation (see above).
+  bool order_probation() const;
   uint16_t hdr_len() const { return hdr_len_; }
   GuestRxStats stats() const;
   const virtio::DeviceQueue& queue() const { return *queue_; }
@@ -101,6 +120,14 @@ class GuestRxQueue final : public GuestBufferSource {
   bool TakeChainForCopy(virtio::DescChain* out);
   bool CopyOne(rte_mbuf* m, std::vector<virtio::UsedBuffer>* used);
   void Drop(DropReason r) { ++stats_.drops[static_cast<int>(r)]; }
+  // Fetches from the ring, and ends the order probation when a chain shows
+  // the guest reads ids.
+  uint16_t FetchChains(virtio::DescChain* out, uint16_t n);
+  // Chains kept for the copy path, oldest first: copies use them in the
+  // order the guest made them available.
+  void KeepBack(const virtio::DescChain& c);
+  void KeepFront(const virtio::DescChain& c);
+  bool TakeKept(virtio::DescChain* out);
 
   std::unique_ptr<virtio::DeviceQueue> queue_;
   const GuestMemory* memory_;
@@ -111,8 +138,10 @@ class GuestRxQueue final : public GuestBufferSource {
 
   mutable rte_spinlock_t lock_ = RTE_SPINLOCK_INITIALIZER;
   // Chains taken from the ring that the NIC cannot use, for the copy path.
-  std::vector<virtio::DescChain> kept_;
+  std::vector<virtio::DescChain> kept_;  // a ring of queue-size entries
+  size_t kept_head_ = 0;
   size_t kept_count_ = 0;
+  bool order_probation_;
   std::vector<virtio::UsedBuffer> used_;  // per-burst scratch
   std::vector<virtio::DescChain> fetch_;  // per-burst scratch
   std::vector<virtio::DescChain> merge_;  // the buffers of one copied frame

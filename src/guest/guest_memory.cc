@@ -176,7 +176,7 @@ absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::MapFromFds(
     if (fd < 0) {
       return absl::ErrnoToStatus(errno, absl::StrFormat("region %d: cannot dup fd %d", i, f.fd));
     }
-    mem->mappings_.push_back(Mapping{nullptr, 0, fd});
+    mem->mappings_.push_back(Mapping{nullptr, 0, fd, 0});
 
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -208,11 +208,21 @@ absl::StatusOr<std::unique_ptr<GuestMemory>> GuestMemory::MapFromFds(
     }
     mem->mappings_.back().addr = addr;
     mem->mappings_.back().len = len;
+    mem->mappings_.back().page_size = align;
     table[i].host = static_cast<uint8_t*>(addr) + f.mmap_offset;
   }
   SortByGpa(table);
   mem->regions_ = std::move(table);
   return mem;
+}
+
+std::vector<GuestMemory::MappedRange> GuestMemory::mapped_ranges() const {
+  std::vector<MappedRange> out;
+  out.reserve(mappings_.size());
+  for (const Mapping& m : mappings_) {
+    out.push_back(MappedRange{static_cast<uint8_t*>(m.addr), m.len, m.page_size});
+  }
+  return out;
 }
 
 GuestMemory::~GuestMemory() {

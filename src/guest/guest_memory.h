@@ -97,6 +97,17 @@ class GuestMemory {
 
   absl::Span<const GuestRegion> regions() const { return regions_; }
 
+  // This process's own mappings of the regions' fds (MapFromFds only; empty
+  // for Create): each starts at offset 0 of its fd, so it is aligned to and
+  // a multiple of the fd's page size (the huge page size on hugetlbfs),
+  // which is what DMA registration (rte_extmem_register) needs.
+  struct MappedRange {
+    uint8_t* addr;
+    size_t len;
+    size_t page_size;
+  };
+  std::vector<MappedRange> mapped_ranges() const;
+
  private:
   GuestMemory() = default;
   static absl::Status Validate(absl::Span<const GuestRegion> regions);
@@ -106,6 +117,7 @@ class GuestMemory {
     void* addr;
     size_t len;
     int fd;
+    size_t page_size;
   };
   std::vector<Mapping> mappings_;  // owned mappings (MapFromFds only)
 };

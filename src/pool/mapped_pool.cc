@@ -116,6 +116,15 @@ MappedPool::~MappedPool() {
       IOVTEE_LOG(ERR, "mapped pool %s: freed with %u of %u mbufs still out", config_.name.c_str(),
                  config_.size - back, config_.size);
     }
+    const MappedPoolStats st = stats();
+    if (st.guest_resident != 0) {
+      // Their guest session was never ended with a teardown: those buffers
+      // never went back to the guest's used ring.
+      IOVTEE_LOG(WARNING,
+                 "mapped pool %s: freed holding %u guest buffers (%u parked); their guest "
+                 "only gets them back through a device reset",
+                 config_.name.c_str(), st.guest_resident, st.guest_parked);
+    }
     rte_mempool_free(mp_);
   }
 }

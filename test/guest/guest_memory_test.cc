@@ -660,6 +660,30 @@ TEST(GuestMemoryMapTest, SharesDataWithTheCallersMapping) {
   EXPECT_EQ(m.HostToGpa(p), 0x40000000u + 0x1234);
 }
 
+// DMA registration needs page-aligned ranges that are whole pages: a region
+// that starts at an unaligned offset of its fd still sits inside one.
+TEST(GuestMemoryMapTest, MappedRangesArePageAlignedAndHoldUnalignedRegions) {
+  const std::string name = UniqueName("ranges");
+  Memfd f(name, 3 * kMiB);
+  const uint64_t off = 0x1800;  // not page aligned
+  auto mem = GuestMemory::MapFromFds({{0x0, 0x7f0000000000, kMiB, off, f.fd(), 0x7e0000000000}});
+  ASSERT_TRUE(mem.ok()) << mem.status();
+  const auto ranges = (*mem)->mapped_ranges();
+  ASSERT_EQ(ranges.size(), 1u);
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  EXPECT_EQ(ranges[0].page_size, page);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(ranges[0].addr) % page, 0u);
+  EXPECT_EQ(ranges[0].len % page, 0u);
+  const GuestRegion& r = (*mem)->regions()[0];
+  EXPECT_GE(r.host, ranges[0].addr);
+  EXPECT_LE(r.host + r.size, ranges[0].addr + ranges[0].len);
+  EXPECT_EQ(r.host, ranges[0].addr + off);
+  // Create() maps nothing of its own.
+  auto plain = GuestMemory::Create({GuestRegion{0, 0x1000, 0x1000, f.map(), 0x1000}});
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_TRUE((*plain)->mapped_ranges().empty());
+}
+
 TEST(GuestMemoryMapTest, MappingOutlivesTheCallersMappingAndFd) {
   const std::string name = UniqueName("outlive");
   Memfd f(name, 1 * kMiB);
