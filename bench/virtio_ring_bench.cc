@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "src/virtio/desc_chain.h"
 #include "src/virtio/device_queue.h"
 #include "src/virtio/ring_layout.h"
@@ -42,7 +43,14 @@
 namespace iovtee::virtio {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::CpuModel;
+using bench::CpuSeconds;
+using bench::FlagValue;
+using bench::TscBegin;
+using bench::TscEnd;
+using bench::TscPerNs;
+
 using testing::Completion;
 using testing::DriverOptions;
 using testing::GuestArena;
@@ -54,44 +62,6 @@ constexpr uint32_t kRxLen = 64;  // bytes "written" per buffer
 [[noreturn]] void Die(const char* what) {
   std::fprintf(stderr, "virtio_ring_bench: %s\n", what);
   std::exit(1);
-}
-
-// TSC ticks per nanosecond, from a 200 ms busy wait against steady_clock.
-double TscPerNs() {
-  const auto t0 = Clock::now();
-  const uint64_t c0 = __rdtsc();
-  while (Clock::now() - t0 < std::chrono::milliseconds(200)) {
-  }
-  const auto t1 = Clock::now();
-  const uint64_t c1 = __rdtsc();
-  return static_cast<double>(c1 - c0) /
-         static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-}
-
-inline uint64_t TscBegin() {
-  _mm_lfence();
-  return __rdtsc();
-}
-inline uint64_t TscEnd() {
-  unsigned aux;
-  const uint64_t t = __rdtscp(&aux);
-  _mm_lfence();
-  return t;
-}
-
-// utime + stime of this process, in seconds.
-double CpuSeconds() {
-  std::ifstream f("/proc/self/stat");
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  // Fields after the ")" that closes comm: state is field 3; utime 14, stime 15.
-  const size_t p = s.rfind(')');
-  if (p == std::string::npos) return 0;
-  unsigned long utime = 0, stime = 0;
-  if (std::sscanf(s.c_str() + p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-                  &stime) != 2) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 struct Case {
@@ -195,28 +165,6 @@ class Bench {
   std::vector<UsedBuffer> used_;
   std::vector<Completion> done_;
 };
-
-std::string CpuModel() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t p = line.find(':');
-      return p == std::string::npos ? line : line.substr(p + 2);
-    }
-  }
-  return "unknown";
-}
-
-uint64_t FlagValue(int argc, char** argv, const char* name, uint64_t fallback) {
-  const size_t len = std::strlen(name);
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') {
-      return std::strtoull(argv[i] + len + 1, nullptr, 10);
-    }
-  }
-  return fallback;
-}
 
 int Main(int argc, char** argv) {
   const uint64_t buffers = FlagValue(argc, argv, "--buffers", 1 << 20);

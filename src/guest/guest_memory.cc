@@ -232,9 +232,14 @@ GuestMemory::~GuestMemory() {
   }
 }
 
-uint8_t* GuestMemory::GpaToHost(uint64_t gpa, uint64_t len) const {
+uint8_t* GuestMemory::GpaToHostSlow(uint64_t gpa, uint64_t len) const {
   const GuestRegion* r = FindGpa(regions_, gpa);
-  return r == nullptr ? nullptr : HostIn(*r, r->guest_phys_addr, gpa, len);
+  if (r == nullptr) return nullptr;
+  uint8_t* host = HostIn(*r, r->guest_phys_addr, gpa, len);
+  if (host != nullptr) {
+    hint_.store(static_cast<uint32_t>(r - regions_.data()), std::memory_order_relaxed);
+  }
+  return host;
 }
 
 int GuestMemory::GpaToSegments(uint64_t gpa, uint64_t len, absl::Span<GuestSegment> out) const {

@@ -10,6 +10,7 @@
 #ifndef IOVTEE_SRC_GUEST_GUEST_MEMORY_H_
 #define IOVTEE_SRC_GUEST_GUEST_MEMORY_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -77,7 +78,14 @@ class GuestMemory {
   // (even GPA-adjacent regions are not contiguous in this process). len == 0
   // is treated as len == 1. Cost: a linear scan for a few regions, a binary
   // search beyond; no allocation, no lock, safe from many threads.
-  uint8_t* GpaToHost(uint64_t gpa, uint64_t len) const;
+  // The region that answered last is tried first, inline: buffers mostly
+  // come from one region.
+  uint8_t* GpaToHost(uint64_t gpa, uint64_t len) const {
+    const GuestRegion& r = regions_[hint_.load(std::memory_order_relaxed)];
+    const uint64_t off = gpa - r.guest_phys_addr;
+    if (gpa >= r.guest_phys_addr && off < r.size && len <= r.size - off) return r.host + off;
+    return GpaToHostSlow(gpa, len);
+  }
 
   // [gpa, gpa + len) as up to out.size() segments, one per region crossed.
   // Returns the number of segments, or -1 when a byte lies outside guest
@@ -112,7 +120,10 @@ class GuestMemory {
   GuestMemory() = default;
   static absl::Status Validate(absl::Span<const GuestRegion> regions);
 
-  std::vector<GuestRegion> regions_;  // sorted by guest_phys_addr
+  uint8_t* GpaToHostSlow(uint64_t gpa, uint64_t len) const;
+
+  std::vector<GuestRegion> regions_;  // sorted by guest_phys_addr; never empty
+  mutable std::atomic<uint32_t> hint_{0};  // index into regions_: the last region found
   struct Mapping {
     void* addr;
     size_t len;

@@ -226,7 +226,7 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
   void* host[kBatch];
   void* parked[kBatch];
   const uint16_t gen = generation_.load(std::memory_order_relaxed);
-  uint32_t orphaned = 0, recycled = 0;
+  uint32_t orphaned = 0, recycled = 0, left = 0;
   while (n > 0) {
     const unsigned chunk = n < kBatch ? n : kBatch;
     unsigned nh = 0, np = 0;
@@ -242,9 +242,7 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
         continue;
       }
       if (e.state == State::kGuestLent) ++orphaned;  // its session is over
-      if (e.state == State::kGuestLent || e.state == State::kDelivered) {
-        resident_.fetch_sub(1, std::memory_order_relaxed);
-      }
+      left += e.state == State::kGuestLent || e.state == State::kDelivered;
       PointAtHost(m, e);
       host[nh++] = m;
     }
@@ -254,6 +252,7 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
     objs += chunk;
     n -= chunk;
   }
+  if (left) resident_.fetch_sub(left, std::memory_order_relaxed);
   if (recycled) counters_.guest_recycled.fetch_add(recycled, std::memory_order_relaxed);
   if (orphaned) counters_.guest_orphaned.fetch_add(orphaned, std::memory_order_relaxed);
   return 0;
@@ -326,10 +325,19 @@ void MappedPool::Attach(GuestBufferSource* source, uint16_t generation, uint32_t
 void MappedPool::Detach() { source_.store(nullptr, std::memory_order_release); }
 
 void MappedPool::MarkDelivered(rte_mbuf* m) {
-  Entry& e = table_[Index(m)];
-  if (e.state != State::kGuestLent) return;
-  e.state = State::kDelivered;
-  counters_.guest_delivered.fetch_add(1, std::memory_order_relaxed);
+  const GuestBuffer* g = GuestBufferOf(m);
+  if (g == nullptr) return;
+  MarkDelivered(g);
+  CountDelivered(1);
+}
+
+void MappedPool::FreeDelivered(rte_mbuf* const* ms, const GuestBuffer* const* gs, unsigned n) {
+  if (n == 0) return;
+  for (unsigned i = 0; i < n; ++i) PointAtHost(ms[i], *EntryOf(gs[i]));
+  resident_.fetch_sub(n, std::memory_order_relaxed);
+  counters_.guest_delivered.fetch_add(n, std::memory_order_relaxed);
+  // The ring holds every mbuf of the pool: it cannot be full.
+  rte_ring_enqueue_bulk(host_ring_, reinterpret_cast<void* const*>(ms), n, nullptr);
 }
 
 uint16_t MappedPool::TakeParked(GuestBuffer* out, uint16_t n) {

@@ -18,6 +18,7 @@
 #define IOVTEE_SRC_POOL_MAPPED_POOL_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -140,8 +141,21 @@ class MappedPool {
     m->data_off = static_cast<uint16_t>(data - start);
   }
   // The buffer was completed in place: it is the guest's now. Freeing the
-  // mbuf afterwards restores its host buffer.
-  void MarkDelivered(rte_mbuf* m);
+  // mbuf afterwards restores its host buffer. `g` is what GuestBufferOf
+  // returned for the mbuf (the caller holds the mbuf, so nobody else touches
+  // its entry); `n` in CountDelivered: how many, once per burst.
+  void MarkDelivered(const GuestBuffer* g) {
+    EntryOf(g)->state = State::kDelivered;
+  }
+  void CountDelivered(uint32_t n) {
+    counters_.guest_delivered.fetch_add(n, std::memory_order_relaxed);
+  }
+  void MarkDelivered(rte_mbuf* m);  // both, for one mbuf
+  // Frees mbufs whose guest buffers were completed in place, straight back to
+  // the host side: what rte_pktmbuf_free_bulk would do for them, without the
+  // generic layers. Only for mbufs rte_pktmbuf_free would give back whole:
+  // direct, refcnt 1, one segment. `gs[i]` is GuestBufferOf(ms[i]).
+  void FreeDelivered(rte_mbuf* const* ms, const GuestBuffer* const* gs, unsigned n);
 
   // Takes up to n parked guest buffers back (their mbufs go back to host
   // buffers). For the copy path and for teardown.
@@ -170,6 +184,9 @@ class MappedPool {
     return IndexByAddress(m);
   }
   uint32_t IndexByAddress(const rte_mbuf* m) const;
+  static Entry* EntryOf(const GuestBuffer* g) {
+    return reinterpret_cast<Entry*>(reinterpret_cast<uintptr_t>(g) - offsetof(Entry, buffer));
+  }
   void PointAtGuest(rte_mbuf* m, Entry& e);
   void PointAtHost(rte_mbuf* m, Entry& e);
 

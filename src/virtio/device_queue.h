@@ -110,6 +110,7 @@ class DeviceQueue {
 
   // Layout-specific halves (split_ring.cc, packed_ring.cc).
   uint16_t FetchSplit(absl::Span<DescChain> out);
+  bool FastSplitChain(uint16_t head, DescChain* out) const;
   uint16_t FetchPacked(absl::Span<DescChain> out);
   bool HasAvailableSplit() const;
   bool HasAvailablePacked() const;

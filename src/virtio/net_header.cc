@@ -241,16 +241,7 @@ bool CheckRxFrame(const rte_mbuf* m, uint64_t ol, L4 l4, bool gso, RxFrame* f) {
 // application that edits checksummed fields without either must clear the RX
 // flags. For a tunnelled frame a NIC's L4 verdict is about the inner header
 // while the guest would apply DATA_VALID to the outermost checksum, so the
-// outer L4 verdict must be GOOD too.
-bool NicVerifiedL4(const rte_mbuf* m) {
-  const uint64_t ol = m->ol_flags;
-  if ((ol & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_GOOD) return false;
-  if ((m->packet_type & RTE_PTYPE_TUNNEL_MASK) != 0 &&
-      (ol & RTE_MBUF_F_RX_OUTER_L4_CKSUM_MASK) != RTE_MBUF_F_RX_OUTER_L4_CKSUM_GOOD) {
-    return false;
-  }
-  return true;
-}
+// outer L4 verdict must be GOOD too (internal::NicVerifiedL4, in the header).
 
 // ---------------------------------------------------------------------------
 // Guest -> host.
@@ -386,7 +377,7 @@ const char* TxHeaderStatusName(TxHeaderStatus s) {
   return "unknown";
 }
 
-RxHeaderStatus FillRxHeader(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr) {
+RxHeaderStatus internal::FillRxHeaderOffloads(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr) {
   *hdr = VirtioNetHdr{};
   const uint64_t ol = m->ol_flags;
   const bool tso = (ol & RTE_MBUF_F_TX_TCP_SEG) != 0;
@@ -396,7 +387,7 @@ RxHeaderStatus FillRxHeader(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr) {
   const bool guest_csum = Has(features, kNetFGuestCsum);
 
   if (!tso && !ufo && l4_req == 0 && !ip_csum) {
-    if (guest_csum && NicVerifiedL4(m)) hdr->flags = kNetHdrFDataValid;
+    if (guest_csum && internal::NicVerifiedL4(m)) hdr->flags = kNetHdrFDataValid;
     return RxHeaderStatus::kOk;
   }
   if (ol & kTunnelFlags) return RxHeaderStatus::kTunnelOffload;
@@ -483,7 +474,7 @@ RxHeaderStatus FillRxHeader(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr) {
       Store16(l4p + field, csum);
     }
   }
-  if (l4 == L4::kNone && guest_csum && NicVerifiedL4(m)) out.flags = kNetHdrFDataValid;
+  if (l4 == L4::kNone && guest_csum && internal::NicVerifiedL4(m)) out.flags = kNetHdrFDataValid;
   *hdr = out;
   return RxHeaderStatus::kOk;
 }

@@ -20,6 +20,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <rte_mbuf.h>
+
 #include "src/virtio/ring_layout.h"
 
 struct rte_mbuf;
@@ -144,6 +146,32 @@ const char* RxHeaderStatusName(RxHeaderStatus s);
 // completed in software. On any status but kOk *hdr is zero and the frame is
 // untouched.
 RxHeaderStatus FillRxHeader(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr);
+
+namespace internal {
+// FillRxHeader for frames with Tx offload requests.
+RxHeaderStatus FillRxHeaderOffloads(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr);
+
+// The NIC verified the L4 checksum (and, in a tunnel, the outer one: the
+// guest applies DATA_VALID to the outermost checksum).
+inline bool NicVerifiedL4(const rte_mbuf* m) {
+  const uint64_t ol = m->ol_flags;
+  if ((ol & RTE_MBUF_F_RX_L4_CKSUM_MASK) != RTE_MBUF_F_RX_L4_CKSUM_GOOD) return false;
+  return (m->packet_type & RTE_PTYPE_TUNNEL_MASK) == 0 ||
+         (ol & RTE_MBUF_F_RX_OUTER_L4_CKSUM_MASK) == RTE_MBUF_F_RX_OUTER_L4_CKSUM_GOOD;
+}
+}  // namespace internal
+
+// The common case (no offload requested) inline: it runs once per frame.
+inline RxHeaderStatus FillRxHeader(rte_mbuf* m, uint64_t features, VirtioNetHdr* hdr) {
+  constexpr uint64_t kRequests = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG |
+                                 RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM;
+  if ((m->ol_flags & kRequests) != 0) return internal::FillRxHeaderOffloads(m, features, hdr);
+  *hdr = VirtioNetHdr{};
+  if (((features >> kNetFGuestCsum) & 1) && internal::NicVerifiedL4(m)) {
+    hdr->flags = kNetHdrFDataValid;
+  }
+  return RxHeaderStatus::kOk;
+}
 
 // What ParseTxHeader found. Every value but kOk means the guest broke the
 // virtio-net rules for this frame; the caller drops it (its checksum may be
