@@ -231,6 +231,7 @@ absl::Status RxQueueMapping::Impl::MapForDma() {
 }
 
 void RxQueueMapping::Impl::UnmapForDma() {
+  if (dma_mapped_.empty()) return;
   rte_eth_dev_info info;
   const bool have_dev = rte_eth_dev_info_get(port_, &info) == 0 && info.device != nullptr;
   for (const auto& [addr, len] : dma_mapped_) {
@@ -629,11 +630,16 @@ uint16_t RxQueueMapping::Enqueue(rte_mbuf** pkts, uint16_t n) { return impl_->En
 MappingStats RxQueueMapping::stats() const { return impl_->Stats(); }
 
 rte_mbuf* RxQueueMapping::Unshare(rte_mbuf* m, rte_mempool* mp) {
-  MappedPool* pool = MappedPool::FromMempool(m->pool);
-  if (pool == nullptr || pool->GuestBufferOf(m) == nullptr) return m;
+  // Any segment may sit in a guest buffer (a frame the NIC scattered).
+  bool guest = false;
+  for (const rte_mbuf* seg = m; seg != nullptr && !guest; seg = seg->next) {
+    MappedPool* pool = MappedPool::FromMempool(seg->pool);
+    guest = pool != nullptr && pool->GuestBufferOf(seg) != nullptr;
+  }
+  if (!guest) return m;
   rte_mbuf* copy = rte_pktmbuf_copy(m, mp, 0, UINT32_MAX);
   if (copy == nullptr) return nullptr;
-  rte_pktmbuf_free(m);  // the guest buffer is parked for the NIC again
+  rte_pktmbuf_free(m);  // the guest buffers are parked for the NIC again
   return copy;
 }
 

@@ -62,6 +62,12 @@ absl::StatusOr<std::unique_ptr<MappedPool>> MappedPool::Create(const MappedPoolC
     return absl::InvalidArgumentError(
         absl::StrFormat("mapped pool %s: %u mbufs is too few", config.name, config.size));
   }
+  if (config.nic_buffer_size > UINT16_MAX - RTE_PKTMBUF_HEADROOM) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mapped pool %s: NIC buffer size %u is too large (at most %u: an mbuf's data room is "
+        "16 bits)",
+        config.name, config.nic_buffer_size, UINT16_MAX - RTE_PKTMBUF_HEADROOM));
+  }
   if (config.nic_buffer_size < 64) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "mapped pool %s: NIC buffer size %u is too small", config.name, config.nic_buffer_size));
@@ -82,8 +88,13 @@ absl::StatusOr<std::unique_ptr<MappedPool>> MappedPool::Create(const MappedPoolC
                                              /*cache_size=*/0, sizeof(rte_pktmbuf_pool_private),
                                              config.socket_id, 0);
   if (mp == nullptr) {
+    const int err = rte_errno;
+    if (err == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrFormat(
+          "mapped pool %s exists already: is this queue mapped twice?", config.name));
+    }
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "mapped pool %s: rte_mempool_create_empty: %s", config.name, rte_strerror(rte_errno)));
+        "mapped pool %s: rte_mempool_create_empty: %s", config.name, rte_strerror(err)));
   }
   pool->mp_ = mp;  // the destructor frees it from here on
   rte_pktmbuf_pool_private priv = {};
