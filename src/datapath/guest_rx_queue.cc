@@ -1,5 +1,7 @@
 #include "src/datapath/guest_rx_queue.h"
 
+#include <rte_memcpy.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -116,18 +118,18 @@ GuestRxQueue::GuestRxQueue(std::unique_ptr<virtio::DeviceQueue> queue, const Gue
 }
 
 void GuestRxQueue::KeepBack(const DescChain& c) {
-  kept_[(kept_head_ + kept_count_++) % kept_.size()] = c;
+  CopyChain(&kept_[(kept_head_ + kept_count_++) % kept_.size()], c);
 }
 
 void GuestRxQueue::KeepFront(const DescChain& c) {
   kept_head_ = (kept_head_ + kept_.size() - 1) % kept_.size();
-  kept_[kept_head_] = c;
+  CopyChain(&kept_[kept_head_], c);
   ++kept_count_;
 }
 
 bool GuestRxQueue::TakeKept(DescChain* out) {
   if (kept_count_ == 0) return false;
-  *out = kept_[kept_head_];
+  CopyChain(out, kept_[kept_head_]);
   kept_head_ = (kept_head_ + 1) % kept_.size();
   --kept_count_;
   return true;
@@ -187,7 +189,15 @@ uint16_t GuestRxQueue::TakeBuffers(GuestBuffer* out, uint16_t n) {
 
 bool GuestRxQueue::TakeChainForCopy(DescChain* out) {
   if (TakeKept(out)) return true;
-  if (FetchChains(out, 1) == 1) return true;
+  // One ring read for the frames of this burst still to come (each needs at
+  // least one buffer), not one per frame. Unused ones stay kept, in order.
+  const uint16_t want = std::min<uint16_t>(std::max<uint16_t>(copy_hint_, 1), kFetchBurst);
+  const uint16_t got = FetchChains(fetch_.data(), want);
+  if (got > 0) {
+    CopyChain(out, fetch_[0]);
+    for (uint16_t i = 1; i < got; ++i) KeepBack(fetch_[i]);
+    return true;
+  }
   // The guest has nothing left on its ring: take back a buffer the pool
   // holds for the NIC but has not posted.
   GuestBuffer g;
@@ -224,6 +234,15 @@ bool GuestRxQueue::CopyOne(rte_mbuf* m, std::vector<UsedBuffer>* used) {
     return false;
   }
   hdr.num_buffers = static_cast<uint16_t>(nbuf);
+  if (nbuf == 1 && merge_[0].nsegs > 0 && m->nb_segs == 1 && merge_[0].segs[0].len >= need) {
+    // The common case: one mbuf segment into a buffer's first segment.
+    uint8_t* dst = merge_[0].segs[0].host;
+    std::memcpy(dst, &hdr, hdr_len_);
+    rte_memcpy(dst + hdr_len_, rte_pktmbuf_mtod(m, const uint8_t*), m->data_len);
+    used->push_back(UsedBuffer{merge_[0].id, need});
+    stats_.bytes += m->pkt_len;
+    return true;
+  }
   // The header opens the first buffer; the frame follows, then continues in
   // the next buffers (mergeable: those carry data only). `room >= need`
   // guarantees everything fits.
@@ -261,6 +280,7 @@ uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n, virtio::QueueC
   used_.clear();
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
+    copy_hint_ = static_cast<uint16_t>(n - i);
     if (queue_->broken()) {
       Drop(DropReason::kBrokenQueue);
       release(m);

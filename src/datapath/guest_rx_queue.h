@@ -142,6 +142,7 @@ class GuestRxQueue final : public GuestBufferSource {
   size_t kept_head_ = 0;
   size_t kept_count_ = 0;
   bool order_probation_;
+  uint16_t copy_hint_ = 1;  // frames left in the burst being delivered
   std::vector<virtio::UsedBuffer> used_;  // per-burst scratch
   std::vector<virtio::DescChain> fetch_;  // per-burst scratch
   std::vector<virtio::DescChain> merge_;  // the buffers of one copied frame
