@@ -165,6 +165,9 @@ struct iovtee_mapping_stats {
   uint64_t pool_mbufs;           /* the mapping's mempool: size */
   uint64_t pool_free_mbufs;      /* and mbufs in it now (with the port
                                     stopped: equal to pool_mbufs) */
+  uint64_t nic_wrote_outside;    /* received mbufs the NIC's driver put before
+                                    their guest buffer (then lending stops) */
+  uint64_t lending_disabled;     /* 1: guest buffers are no longer lent */
 };
 
 /* The library's version, "MAJOR.MINOR.PATCH". Never NULL. */

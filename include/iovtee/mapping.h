@@ -108,6 +108,8 @@ struct MappingStats {
   uint64_t notify_retries = 0;        // guest notifications deferred (vhost queue busy)
   uint32_t pool_mbufs = 0;            // the mapping's mempool: size
   uint32_t pool_free_mbufs = 0;       // and mbufs in it now (whole: equal, with the port stopped)
+  uint64_t nic_wrote_outside = 0;  // received mbufs the NIC's driver put before their guest buffer
+  bool lending_disabled = false;   // guest buffers are no longer lent to the NIC (see logs)
 };
 
 // Every counter of `s` with its name (the names the switch's JSON, the

@@ -56,6 +56,22 @@ class PausePoint {
   std::atomic<bool> paused_{false};
 };
 
+// NIC drivers known to write outside the buffer they are given.
+// net_pcap (DPDK 22.11, eth_pcap_rx_jumbo): a frame larger than one mbuf
+// continues in chained mbufs whose whole headroom it prepends before copying
+// into them, i.e. before a guest buffer; and it takes frames of any size (a
+// pcap file, or an interface with GRO), whatever the port's MTU says.
+const char* LendingHazard(uint16_t port) {
+  rte_eth_dev_info info;
+  if (rte_eth_dev_info_get(port, &info) != 0 || info.driver_name == nullptr) return nullptr;
+  if (std::strcmp(info.driver_name, "net_pcap") == 0) {
+    return "net_pcap writes the chained segments of frames larger than one buffer into the mbuf "
+           "headroom, which lies outside a guest buffer, and takes frames of any size: frames "
+           "from this port reach the guest by copy";
+  }
+  return nullptr;
+}
+
 uint64_t ValidationErrors(const virtio::DeviceQueue& q) {
   uint64_t total = 0;
   for (uint64_t e : q.stats().errors) total += e;
@@ -351,6 +367,9 @@ absl::Status RxQueueMapping::Impl::AttachLocked(int vid, uint16_t vring_idx) {
   guest_ = guest_holder_.get();
   attached_.store(true, std::memory_order_release);
   tx_pause_.Resume();
+  if (const char* hazard = LendingHazard(port_)) {
+    pool_->DisableLending(hazard);
+  }
   pool_->Attach(guest_, generation_, cap);
   ++attaches_;
   IOVTEE_LOG(INFO,
@@ -488,6 +507,8 @@ MappingStats RxQueueMapping::Impl::Stats() const {
   m.notify_retries = notify_retries_.load(std::memory_order_relaxed);
   m.pool_mbufs = pool_->mempool()->size;
   m.pool_free_mbufs = rte_mempool_avail_count(pool_->mempool());
+  m.nic_wrote_outside = p.nic_wrote_outside;
+  m.lending_disabled = p.lending_disabled;
   return m;
 }
 
@@ -522,6 +543,8 @@ std::vector<std::pair<const char*, uint64_t>> StatsFields(const MappingStats& s)
       {"notify_retries", s.notify_retries},
       {"pool_mbufs", s.pool_mbufs},
       {"pool_free_mbufs", s.pool_free_mbufs},
+      {"nic_wrote_outside", s.nic_wrote_outside},
+      {"lending_disabled", s.lending_disabled},
   };
 }
 

@@ -277,7 +277,10 @@ int MappedPool::Dequeue(void** objs, unsigned n) {
     return 0;
   }
   // Parked guest buffers first: they are already attached.
-  const unsigned parked = rte_ring_dequeue_burst(parked_ring_, objs, n, nullptr);
+  // (None once lending is off: they wait for the copy path or the teardown.)
+  const unsigned parked = lending_disabled_.load(std::memory_order_relaxed)
+                              ? 0
+                              : rte_ring_dequeue_burst(parked_ring_, objs, n, nullptr);
   unsigned guest_from_parked = parked;
   const unsigned need = n - parked;
   if (need > 0 && rte_ring_dequeue_bulk(host_ring_, objs + parked, need, nullptr) != need) {
@@ -301,7 +304,7 @@ int MappedPool::Dequeue(void** objs, unsigned n) {
   // Top up with fresh guest buffers, within the residency cap.
   unsigned guest = 0;
   GuestBufferSource* source = source_.load(std::memory_order_acquire);
-  if (source != nullptr && need > 0) {
+  if (source != nullptr && need > 0 && !lending_disabled_.load(std::memory_order_relaxed)) {
     const uint32_t cap = residency_cap_.load(std::memory_order_relaxed);
     const uint32_t resident = resident_.load(std::memory_order_relaxed);
     unsigned want = cap > resident ? cap - resident : 0;
@@ -325,6 +328,33 @@ int MappedPool::Dequeue(void** objs, unsigned n) {
   counters_.guest_posted.fetch_add(guest_from_parked + guest, std::memory_order_relaxed);
   counters_.host_posted.fetch_add(n - guest_from_parked - guest, std::memory_order_relaxed);
   return 0;
+}
+
+void MappedPool::WroteOutside(rte_mbuf* m, uint8_t* data) {
+  Entry& e = table_[Index(m)];
+  // Cut the mbuf at its data: a later prepend fails instead of writing
+  // further out. The frame itself goes to any guest by copy (its data does
+  // not start inside its guest buffer).
+  const uintptr_t end = reinterpret_cast<uintptr_t>(e.buffer.addr) + e.buffer.len;
+  m->buf_iova = m->buf_iova + (data - static_cast<uint8_t*>(m->buf_addr));
+  m->buf_addr = data;
+  m->buf_len = static_cast<uint16_t>(end - reinterpret_cast<uintptr_t>(data));
+  m->data_off = 0;
+  counters_.nic_wrote_outside.fetch_add(1, std::memory_order_relaxed);
+  if (!lending_disabled_.exchange(true)) {
+    IOVTEE_LOG(ERR,
+               "mapped pool %s: the NIC's driver put received data %td bytes before a guest "
+               "buffer (it used the mbuf headroom, which lies outside the buffer): guest buffers "
+               "are no longer lent to this queue; frames reach the guest by copy",
+               config_.name.c_str(), e.buffer.addr + config_.hdr_len - data);
+  }
+}
+
+void MappedPool::DisableLending(const char* why) {
+  if (!lending_disabled_.exchange(true)) {
+    IOVTEE_LOG(WARNING, "mapped pool %s: guest buffers are not lent to the NIC: %s",
+               config_.name.c_str(), why);
+  }
 }
 
 void MappedPool::Attach(GuestBufferSource* source, uint16_t generation, uint32_t residency_cap) {
@@ -381,6 +411,8 @@ MappedPoolStats MappedPool::stats() const {
   s.guest_taken = counters_.guest_taken.load(std::memory_order_relaxed);
   s.guest_orphaned = counters_.guest_orphaned.load(std::memory_order_relaxed);
   s.host_posted = counters_.host_posted.load(std::memory_order_relaxed);
+  s.nic_wrote_outside = counters_.nic_wrote_outside.load(std::memory_order_relaxed);
+  s.lending_disabled = lending_disabled_.load(std::memory_order_relaxed);
   s.guest_resident = resident_.load(std::memory_order_relaxed);
   s.guest_parked = rte_ring_count(parked_ring_);
   s.host_free = rte_ring_count(host_ring_);

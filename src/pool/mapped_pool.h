@@ -73,6 +73,8 @@ struct MappedPoolStats {
   uint64_t guest_taken = 0;      // parked buffers taken back (copy path, teardown)
   uint64_t guest_orphaned = 0;   // freed after their session ended
   uint64_t host_posted = 0;      // host buffers handed to the NIC
+  uint64_t nic_wrote_outside = 0;  // mbufs whose data the NIC driver moved before the buffer
+  bool lending_disabled = false;
   uint32_t guest_resident = 0;   // guest buffers the pool holds now (NIC, switch, parked)
   uint32_t guest_parked = 0;
   uint32_t host_free = 0;
@@ -130,16 +132,31 @@ class MappedPool {
   // After the NIC wrote into a guest buffer: makes the mbuf start at the
   // frame with no headroom, so nothing can prepend into memory before the
   // guest buffer (rte_pktmbuf_prepend then fails cleanly).
+  //
+  // A driver that moved the data into the headroom during Rx (net_pcap
+  // does for the chained segments of a jumbo frame: rte_pktmbuf_prepend of
+  // the whole headroom, then a CPU copy) has already written before the
+  // guest buffer: that is counted (nic_wrote_outside), logged, and the pool
+  // stops lending guest buffers for good. The mbuf is cut to start at its
+  // data, so nothing can prepend further; its frame is delivered by copy.
   void FixupRx(rte_mbuf* m) {
     Entry& e = table_[Index(m)];
     if (e.state != State::kGuestLent) return;
     uint8_t* data = rte_pktmbuf_mtod(m, uint8_t*);
     uint8_t* start = e.buffer.addr + config_.hdr_len;
+    if (__builtin_expect(data < start, 0)) {
+      WroteOutside(m, data);
+      return;
+    }
     m->buf_addr = start;
     m->buf_iova = e.buffer.iova + config_.hdr_len;
     m->buf_len = static_cast<uint16_t>(e.buffer.len - config_.hdr_len);
     m->data_off = static_cast<uint16_t>(data - start);
   }
+  // Stops lending guest buffers for good (e.g. a NIC driver known to write
+  // outside them); `why` is logged.
+  void DisableLending(const char* why);
+  bool lending_disabled() const { return lending_disabled_.load(std::memory_order_relaxed); }
   // The buffer was completed in place: it is the guest's now. Freeing the
   // mbuf afterwards restores its host buffer. `g` is what GuestBufferOf
   // returned for the mbuf (the caller holds the mbuf, so nobody else touches
@@ -188,6 +205,7 @@ class MappedPool {
     return reinterpret_cast<Entry*>(reinterpret_cast<uintptr_t>(g) - offsetof(Entry, buffer));
   }
   void PointAtGuest(rte_mbuf* m, Entry& e);
+  void WroteOutside(rte_mbuf* m, uint8_t* data);
   void PointAtHost(rte_mbuf* m, Entry& e);
 
   // rte_mempool ops.
@@ -224,10 +242,11 @@ class MappedPool {
   std::atomic<uint16_t> generation_{0};
   std::atomic<uint32_t> residency_cap_{0};
   std::atomic<uint32_t> resident_{0};
+  std::atomic<bool> lending_disabled_{false};
 
   struct alignas(64) Counters {
     std::atomic<uint64_t> guest_posted{0}, guest_recycled{0}, guest_delivered{0}, guest_taken{0},
-        guest_orphaned{0}, host_posted{0};
+        guest_orphaned{0}, host_posted{0}, nic_wrote_outside{0};
   } counters_;
 };
 

@@ -81,6 +81,8 @@ const std::vector<Field>& StatsTable() {
       IOVTEE_FIELD(notify_retries),
       IOVTEE_FIELD(pool_mbufs),
       IOVTEE_FIELD(pool_free_mbufs),
+      IOVTEE_FIELD(nic_wrote_outside),
+      IOVTEE_FIELD(lending_disabled),
   };
   return table;
 }

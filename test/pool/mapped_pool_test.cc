@@ -222,6 +222,47 @@ TEST_F(MappedPoolTest, FixupRxRemovesHeadroomSoNothingCanPrependOutsideTheBuffer
   pool_->TakeParked(back, 8);
 }
 
+// net_pcap's jumbo path: a chained segment's whole headroom prepended (the
+// data now starts before the guest buffer) before the CPU copy. The test
+// moves the data pointer only; the pool must see it, cut the mbuf at its
+// data, count it, and lend no guest buffer to this queue again, parked ones
+// included.
+TEST_F(MappedPoolTest, DataMovedIntoTheHeadroomStopsLending) {
+  PostGuest(8);
+  pool_->Attach(source_.get(), 1, 8);
+  std::vector<rte_mbuf*> v = Get(2);
+  ASSERT_EQ(CountGuest(v), 2);
+  rte_mbuf* m = v[1];
+  const GuestBuffer* g = pool_->GuestBufferOf(m);
+  ASSERT_NE(g, nullptr);
+  const uint16_t headroom = rte_pktmbuf_headroom(m);
+  ASSERT_GT(headroom, kHdr);
+  uint8_t* data = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, headroom));
+  ASSERT_NE(data, nullptr);
+  ASSERT_LT(data, g->addr) << "the prepend reaches before the guest buffer";
+  m->data_len = m->pkt_len = 0;
+  pool_->FixupRx(m);
+  EXPECT_EQ(pool_->stats().nic_wrote_outside, 1u);
+  EXPECT_TRUE(pool_->lending_disabled());
+  EXPECT_EQ(rte_pktmbuf_mtod(m, uint8_t*), data);
+  EXPECT_EQ(rte_pktmbuf_headroom(m), 0) << "nothing can prepend further";
+  EXPECT_EQ(rte_pktmbuf_prepend(m, 1), nullptr);
+  EXPECT_EQ(m->buf_len, static_cast<uint16_t>(g->addr + g->len - data));
+  // The other, well-behaved mbuf still gets the normal fixup.
+  pool_->FixupRx(v[0]);
+  EXPECT_EQ(rte_pktmbuf_mtod(v[0], uint8_t*), pool_->GuestBufferOf(v[0])->addr + kHdr);
+  FreeAll(v);
+  EXPECT_EQ(pool_->stats().guest_parked, 2u);
+  // No guest buffer for the NIC any more: neither parked nor new ones.
+  const int asked = source_->asked;
+  v = Get(16);
+  EXPECT_EQ(CountGuest(v), 0);
+  EXPECT_EQ(source_->asked, asked);
+  FreeAll(v);
+  GuestBuffer back[8];
+  EXPECT_EQ(pool_->TakeParked(back, 8), 2) << "the teardown still gets the parked ones";
+}
+
 TEST_F(MappedPoolTest, DeliveredBuffersAreNotRecycled) {
   PostGuest(4);
   pool_->Attach(source_.get(), 1, 8);
