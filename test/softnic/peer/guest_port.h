@@ -1,6 +1,10 @@
-// The PVP guest: a DPDK virtio-user port (a "container guest") connected as
-// vhost-user client to the switch's socket, echoing every frame it receives
-// with source and destination MAC swapped (testpmd's macswap).
+// A guest: a DPDK virtio-user port (a "container guest") connected as
+// vhost-user client to the switch's socket. It either echoes every frame it
+// receives with source and destination MAC swapped (testpmd's macswap), or
+// checks every frame (StreamChecker) and frees it; it may also send frames
+// of its own generator. Its Rx buffers come from a CanaryPool: every received
+// buffer's canaries are checked before the buffer is used again, and every
+// buffer of the pool once more when the port is gone.
 //
 // The port is hot-plugged (rte_eal_hotplug_add) once the switch's socket
 // exists: virtio-user connects at probe, and a process whose EAL probes it at
@@ -11,12 +15,19 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
-
-struct rte_mempool;
+#include "test/softnic/peer/guest_canary.h"
+#include "test/softnic/peer/stream.h"
+#include "test/softnic/traffic/generator.h"
 
 namespace iovtee::softnic {
+
+enum class GuestRole {
+  kEcho,   // send every frame back, MACs swapped
+  kCheck,  // verify every frame, send nothing back
+};
 
 struct GuestPortConfig {
   std::string vhost_path;  // the switch's vhost-user socket (server side)
@@ -27,7 +38,15 @@ struct GuestPortConfig {
   bool vectorized = false;
   std::string mac;  // xx:xx:xx:xx:xx:xx
   std::string extra_devargs;
-  uint32_t max_frame = 1514;  // bytes of the largest frame (sizes the mbufs)
+  uint32_t max_frame = 1514;  // bytes of the largest frame received (MTU)
+  // Rx mbuf data room, RTE_PKTMBUF_HEADROOM included (the canary tail is on
+  // top). 0: one mbuf holds the largest frame. Smaller than the largest frame
+  // needs mergeable buffers (the port then enables Rx scatter).
+  uint32_t data_room = 0;
+  GuestRole role = GuestRole::kEcho;
+  // Debug: damage the tail canary of the first frame received, before it is
+  // checked (proves the check and the harness catch a stray write).
+  bool corrupt_canary = false;
 };
 
 struct GuestCounters {
@@ -35,6 +54,10 @@ struct GuestCounters {
   uint64_t tx = 0;              // frames sent back (tx_burst)
   uint64_t drops = 0;           // received but not taken by tx_burst: freed
   uint64_t full_rx_bursts = 0;  // rx_burst calls that returned a full burst: backlog
+  uint64_t rx_segments = 0;     // mbufs of the received frames (> rx: multi-segment)
+  uint64_t gen_sent = 0;        // generated frames taken by tx_burst
+  uint64_t gen_refused = 0;     // generated, not taken by tx_burst (freed: sequence gaps)
+  uint64_t gen_nombuf = 0;      // bursts not generated for want of mbufs
 };
 
 class GuestPort {
@@ -47,25 +70,37 @@ class GuestPort {
   // fd-backed memory. Fails with the step that failed; a failed probe is
   // unplugged again so it may be retried.
   static absl::StatusOr<std::unique_ptr<GuestPort>> Attach(const GuestPortConfig& config);
-  // Stops, closes and unplugs the port (the switch sees the guest leave).
+  // Detach() if not done.
   ~GuestPort();
   GuestPort(const GuestPort&) = delete;
   GuestPort& operator=(const GuestPort&) = delete;
 
-  // One burst: receive up to kBurst, swap MACs, send back; what tx_burst does
-  // not take is freed and counted as a drop. Returns frames received. No
+  // One burst: receive up to kBurst, check every buffer's canaries, then echo
+  // (what tx_burst does not take is freed and counted as a drop) or check
+  // each frame with `checker` and free it. Returns frames received. No
   // allocation.
-  uint32_t Poll();
+  uint32_t Poll(StreamChecker* checker, uint64_t now);
+
+  // Sends up to `n` frames of `gen` (n <= kBurst), stamped `now`. Returns
+  // frames generated (sent or refused). A frame must fit one mbuf.
+  uint32_t Generate(Generator& gen, uint32_t n, uint64_t now);
+
+  // Stops, closes and unplugs the port (the switch sees the guest leave),
+  // then checks the canaries of every mbuf of the pool. Idempotent.
+  void Detach();
 
   const GuestCounters& counters() const { return counters_; }
+  CanaryCounts canaries() const { return pool_->counts(); }
   // Link state as the PMD reports it (virtio-user: up once the backend is).
   bool link_up() const;
   // The port's own ethdev counters, for the report.
   struct EthStats {
     uint64_t ipackets = 0, opackets = 0, imissed = 0, ierrors = 0, oerrors = 0, rx_nombuf = 0;
   };
+  // Valid until Detach(); afterwards the last values read.
   EthStats eth_stats() const;
   const std::string& devargs() const { return devargs_; }
+  uint32_t data_room() const { return data_room_; }
 
  private:
   GuestPort() = default;
@@ -75,8 +110,13 @@ class GuestPort {
   uint16_t port_ = UINT16_MAX;
   bool plugged_ = false;
   bool started_ = false;
-  rte_mempool* pool_ = nullptr;
+  GuestRole role_ = GuestRole::kEcho;
+  bool corrupt_canary_ = false;
+  uint32_t data_room_ = 0;
+  std::unique_ptr<CanaryPool> pool_;
+  std::vector<uint8_t> linear_;  // a multi-segment frame, copied for the checker
   GuestCounters counters_;
+  mutable EthStats last_stats_;
 };
 
 }  // namespace iovtee::softnic

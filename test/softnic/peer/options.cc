@@ -6,6 +6,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "test/softnic/peer/guest_canary.h"
+#include "test/softnic/peer/stream.h"
 
 namespace iovtee::softnic {
 namespace {
@@ -67,7 +70,26 @@ absl::Status ParseTristate(const std::string& opt, const std::string& value, int
 
 // Options that may stand alone (value "1" when no "=value" is given).
 bool IsFlag(const std::string& key) {
-  return key == "help" || key == "imix" || key == "guest-packed" || key == "guest-vectorized";
+  return key == "help" || key == "imix" || key == "guest-packed" || key == "guest-vectorized" ||
+         key == "guest-corrupt-canary";
+}
+
+// "1", "1:4,2:8": streams a checking guest expects, each with its flow count.
+absl::Status ParseStreams(const std::string& opt, const std::string& value,
+                          std::vector<StreamOption>* out) {
+  out->clear();
+  for (absl::string_view item : absl::StrSplit(value, ',')) {
+    std::vector<std::string> parts = absl::StrSplit(item, ':');
+    StreamOption s;
+    if (parts.size() > 2 || !absl::SimpleAtoi(parts[0], &s.stream) || s.stream < 1 ||
+        s.stream > 255 ||
+        (parts.size() == 2 &&
+         (!absl::SimpleAtoi(parts[1], &s.flows) || s.flows < 1 || s.flows > kMaxStreamFlows))) {
+      return Bad(opt, value, "STREAM[:FLOWS],... with streams in 1..255");
+    }
+    out->push_back(s);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Apply(const std::string& key, const std::string& value, PeerOptions* o) {
@@ -77,8 +99,12 @@ absl::Status Apply(const std::string& key, const std::string& value, PeerOptions
       o->mode = PeerMode::kPvp;
     } else if (value == "nic-loop") {
       o->mode = PeerMode::kNicLoop;
+    } else if (value == "nic") {
+      o->mode = PeerMode::kNic;
+    } else if (value == "guest") {
+      o->mode = PeerMode::kGuest;
     } else {
-      return Bad(key, value, "pvp or nic-loop");
+      return Bad(key, value, "pvp, nic-loop, nic or guest");
     }
     return absl::OkStatus();
   }
@@ -108,13 +134,41 @@ absl::Status Apply(const std::string& key, const std::string& value, PeerOptions
     o->guest_devargs = value;
     return absl::OkStatus();
   }
+  if (key == "guest-data-room") {
+    return ParseUint<uint32_t>(key, value, RTE_PKTMBUF_HEADROOM + 64,
+                               UINT16_MAX - CanaryPool::kTailBytes, &o->guest_data_room);
+  }
+  if (key == "guest-role") {
+    if (value == "echo") {
+      o->guest_role = GuestRoleOption::kEcho;
+    } else if (value == "check") {
+      o->guest_role = GuestRoleOption::kCheck;
+    } else {
+      return Bad(key, value, "echo or check");
+    }
+    return absl::OkStatus();
+  }
+  if (key == "guest-check-streams") return ParseStreams(key, value, &o->guest_check_streams);
+  if (key == "guest-gen-stream")
+    return ParseUint<uint32_t>(key, value, 1, 255, &o->guest_gen_stream);
+  if (key == "guest-corrupt-canary") return ParseBool(key, value, &o->guest_corrupt_canary);
+  if (key == "stream") return ParseUint<uint32_t>(key, value, 1, 255, &o->stream);
+  if (key == "status-file") {
+    o->status_file = value;
+    return value.empty() ? Bad(key, value, "a file path") : absl::OkStatus();
+  }
+  if (key == "start-file") {
+    o->start_file = value;
+    return value.empty() ? Bad(key, value, "a file path") : absl::OkStatus();
+  }
+  if (key == "idle-sleep-us") return ParseUint<int>(key, value, 0, 100000, &o->idle_sleep_us);
   if (key == "dst-mac") {
     o->have_dst_mac = ParseMac(value, o->dst_mac);
     return o->have_dst_mac ? absl::OkStatus() : Bad(key, value, "xx:xx:xx:xx:xx:xx");
   }
   if (key == "size") return ParseUint<uint32_t>(key, value, 64, 9022, &o->frame_size);
   if (key == "imix") return ParseBool(key, value, &o->imix);
-  if (key == "flows") return ParseUint<uint32_t>(key, value, 1, 65536, &o->flows);
+  if (key == "flows") return ParseUint<uint32_t>(key, value, 1, kMaxStreamFlows, &o->flows);
   if (key == "rate") {
     double v;
     if (!absl::SimpleAtod(value, &v) || !std::isfinite(v) || v < 0 || v > 1e9) {
@@ -136,6 +190,20 @@ absl::Status Apply(const std::string& key, const std::string& value, PeerOptions
 }
 
 }  // namespace
+
+const char* ModeName(PeerMode mode) {
+  switch (mode) {
+    case PeerMode::kPvp:
+      return "pvp";
+    case PeerMode::kNicLoop:
+      return "nic-loop";
+    case PeerMode::kNic:
+      return "nic";
+    case PeerMode::kGuest:
+      return "guest";
+  }
+  return "?";
+}
 
 std::string FormatMac(const uint8_t mac[6]) {
   return absl::StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
@@ -175,15 +243,44 @@ absl::StatusOr<PeerOptions> ParsePeerOptions(int argc, char** argv) {
   for (; i < argc; ++i) o.eal_args.emplace_back(argv[i]);
   if (o.help) return o;
 
-  if (o.nic_socket.empty()) return absl::InvalidArgumentError("--nic-socket is required");
-  if (o.mode == PeerMode::kPvp && o.guest_vhost.empty()) {
-    return absl::InvalidArgumentError("--mode=pvp needs --guest-vhost (or use --mode=nic-loop)");
+  const bool has_nic = o.mode != PeerMode::kGuest;
+  const bool has_guest = o.mode == PeerMode::kPvp || o.mode == PeerMode::kGuest;
+  const std::string mode = absl::StrCat("--mode=", ModeName(o.mode));
+  if (has_nic && o.nic_socket.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(mode, " needs --nic-socket"));
   }
-  if (o.mode == PeerMode::kNicLoop && !o.guest_vhost.empty()) {
-    return absl::InvalidArgumentError("--guest-vhost makes no sense with --mode=nic-loop");
+  if (!has_nic && !o.nic_socket.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--nic-socket makes no sense with ", mode));
   }
-  if (o.mode == PeerMode::kNicLoop && !o.eal_args.empty()) {
-    return absl::InvalidArgumentError("--mode=nic-loop starts no EAL: drop the arguments after --");
+  if (has_guest && o.guest_vhost.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(mode, " needs --guest-vhost"));
+  }
+  if (!has_guest && !o.guest_vhost.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--guest-vhost makes no sense with ", mode));
+  }
+  if (!has_guest && !o.eal_args.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(mode, " starts no EAL: drop the arguments after --"));
+  }
+  if (o.mode != PeerMode::kGuest && o.guest_role != GuestRoleOption::kEcho) {
+    return absl::InvalidArgumentError("--guest-role=check needs --mode=guest");
+  }
+  if (o.guest_gen_stream != 0) {
+    if (o.mode != PeerMode::kGuest) {
+      return absl::InvalidArgumentError("--guest-gen-stream needs --mode=guest");
+    }
+    if (!o.have_dst_mac) {
+      return absl::InvalidArgumentError(
+          "--guest-gen-stream needs --dst-mac (where the guest's frames go)");
+    }
+  }
+  if (!o.start_file.empty() && o.mode != PeerMode::kNic &&
+      !(o.mode == PeerMode::kGuest && o.guest_gen_stream != 0)) {
+    return absl::InvalidArgumentError(
+        "--start-file gates a generator: --mode=nic, or --mode=guest with --guest-gen-stream");
+  }
+  if (o.guest_corrupt_canary && !has_guest) {
+    return absl::InvalidArgumentError(absl::StrCat("--guest-corrupt-canary: no guest in ", mode));
   }
   if (o.guest_vectorized && o.guest_mrg_rxbuf == 1) {
     return absl::InvalidArgumentError(
@@ -193,24 +290,38 @@ absl::StatusOr<PeerOptions> ParsePeerOptions(int argc, char** argv) {
   if (o.imix && size_given) {
     return absl::InvalidArgumentError("--imix and --size are exclusive");
   }
+  if (o.idle_sleep_us < 0) {
+    o.idle_sleep_us = o.mode == PeerMode::kPvp || o.mode == PeerMode::kNicLoop ? 0 : 50;
+  }
+  for (StreamOption& s : o.guest_check_streams) {
+    if (s.flows == 0) s.flows = o.flows;
+  }
   return o;
 }
 
 std::string PeerUsage(const char* argv0) {
   return absl::StrCat("usage: ", argv0,
-                      " --nic-socket=PATH [--guest-vhost=PATH] [options] [-- EAL args]\n",
+                      " --mode=MODE [--nic-socket=PATH] [--guest-vhost=PATH] [options] "
+                      "[-- EAL args]\n",
                       R"(
-The "tester" of a PVP benchmark, on one core: the soft NIC's device side (the
-switch drives it through the net_simnic PMD), a traffic generator feeding the
-NIC's wire, a checker on what the switch transmits, and (pvp mode) a DPDK
-virtio-user guest that echoes every frame back with MACs swapped.
+The "tester" of a PVP benchmark: the soft NIC's device side (the switch drives
+it through the net_simnic PMD), a traffic generator feeding the NIC's wire, a
+checker on what the switch transmits, and DPDK virtio-user guests, in one
+process on one core or split over several processes.
 
-  --mode=pvp|nic-loop       pvp (default): NIC -> switch -> guest -> switch -> NIC.
+  --mode=MODE               pvp (default): NIC -> switch -> guest -> switch -> NIC,
+                            NIC and guest (echo) in this process.
                             nic-loop: no guest; what the switch transmits on the
                             NIC is checked directly (the switch loops the port).
-  --nic-socket=PATH         where the soft NIC listens for the switch's PMD
-                            (--vdev net_simnic0,socket=PATH). Required.
-  --guest-vhost=PATH        pvp: the switch's vhost-user socket. The guest
+                            nic: the NIC, generator and checker only; frames come
+                            back through the switch from wherever (a guest in
+                            another process), or not at all; a guest that
+                            vanishes only costs frames (counted as lost).
+                            guest: a guest only (EAL, no NIC): --guest-role echo
+                            or check, and optionally its own generator stream.
+  --nic-socket=PATH         pvp, nic-loop, nic: where the soft NIC listens for the
+                            switch's PMD (--vdev net_simnic0,socket=PATH).
+  --guest-vhost=PATH        pvp, guest: the switch's vhost-user socket. The guest
                             connects as client once it exists (hot-plug).
 Guest (virtio-user devargs):
   --guest-packed[=0|1]      packed virtqueues (default 0)
@@ -220,21 +331,42 @@ Guest (virtio-user devargs):
   --guest-vectorized[=0|1]  vectorized Rx/Tx paths (default 0)
   --guest-mac=MAC           the guest's MAC (default 02:00:00:00:00:01)
   --guest-devargs=K=V,...   more virtio-user devargs, appended verbatim
+  --guest-data-room=N       Rx mbuf data room, headroom included (default: one
+                            mbuf holds the largest frame); smaller than a frame
+                            needs mergeable buffers (Rx scatter is enabled)
+  --guest-role=echo|check   guest mode: echo every frame back with MACs swapped
+                            (default), or check every frame and send nothing
+  --guest-check-streams=S[:FLOWS],...  role check: the generator streams
+                            expected (default 1, with --flows flows each); each
+                            is verified on its own (sequence per flow, payload
+                            CRC, addresses); anything else counts as unexpected
+  --guest-gen-stream=N      guest mode: also send generator stream N (1..255)
+                            out of the guest, to --dst-mac, at --rate, --size,
+                            --flows, for --duration seconds
+  --guest-corrupt-canary    debug: damage one canary byte of the first frame
+                            received (the report must show one violation)
+Every guest Rx buffer has canaries before and after the area virtio posts
+(guest_canary.h); each is checked when a frame arrives and at exit
+(canary_violations in the report).
 Traffic (UDP test frames: flow, sequence number, timestamp, checksums):
+  --stream=N                the NIC generator's stream, 1..255 (default 1):
+                            source IP 10.N.0.1+i, source MAC 02:00:00:NN:ii:ii
   --size=N                  RFC 2544 frame size with FCS, 64..9022 (default 64);
                             the bytes on the wire are N - 4 (1518 -> 1514 bytes)
   --imix                    64/570/1518 in the ratio 7:4:1 instead of --size
-  --flows=N                 flows, 1..65536 (default 4): source IP 10.0.0.1+i and
-                            UDP port 1024+i, source MAC 02:00:00:01:ii:ii
+  --flows=N                 flows, 1..65535 (default 4): source IP 10.N.0.1+i and
+                            UDP port 1024+i, source MAC 02:00:00:NN:ii:ii
   --dst-mac=MAC             destination MAC of every flow (default: the guest's
-                            MAC, in both modes; a switch's NIC port must then be
-                            promiscuous, as testpmd's and L2 switches' ports are)
+                            MAC, in every mode; a switch's NIC port must then be
+                            promiscuous, as testpmd's and L2 switches' ports are);
+                            required with --guest-gen-stream
   --rate=PPS                offered load (default 0: unpaced, as fast as the
                             switch takes frames: after a burst its NIC ring could
                             not take whole, warm-up probes until it takes one,
                             then test bursts again; the frames the full ring
                             refused count as lost)
-  --duration=S              measured seconds (default 10)
+  --duration=S              measured seconds (default 10; a guest's generator
+                            runs this long, the guest itself until a signal)
   --warmup=S                traffic before the measurement, not counted
                             (default 1). Frames sent until the loop is proven
                             (the first frame back) never count.
@@ -245,13 +377,22 @@ Run:
   --linger=S                after the run, serve the NIC until the switch closes
                             its port, at most S seconds (default 10)
   --report=FILE             write a JSON report (written whole, then renamed)
+  --status-file=FILE        the same JSON, rewritten every 100 ms while running
+                            ("final": false)
+  --start-file=FILE         nic mode, guest generator: no traffic until FILE
+                            exists (the NIC serves its driver meanwhile)
+  --idle-sleep-us=N         sleep N us when a loop iteration found nothing to do
+                            (default 0 in pvp and nic-loop, 50 in nic and guest)
   --help                    this text
+Signals: SIGUSR1 ends the measurement now (drain and report as at the end of
+--duration); SIGINT/SIGTERM interrupt a pvp/nic-loop/nic run (exit 3) and end
+a guest (report written, exit 0).
 
 EAL: arguments after -- replace the defaults, which are
   -l CORE --no-huge -m 512 --no-pci --no-shconf --no-telemetry
   --file-prefix iovtee-peer-PID
 (virtio-user needs memfd-backed memory: --no-huge -m N, or --in-memory
---single-file-segments). nic-loop mode starts no EAL.
+--single-file-segments). nic-loop and nic modes start no EAL.
 
 Output: a progress line per second on stderr, a summary on stdout.
 Exit status: 0 the run completed (with or without loss), 1 set-up failed,

@@ -14,12 +14,21 @@ namespace iovtee::softnic {
 enum class PeerMode {
   kPvp,      // NIC -> switch -> guest (macswap) -> switch -> NIC
   kNicLoop,  // NIC -> switch -> NIC: no guest, no EAL
+  kNic,      // NIC only: frames come back through the switch from anywhere (no EAL)
+  kGuest,    // guest only: a virtio-user port of the switch (echo or check)
+};
+
+enum class GuestRoleOption { kEcho, kCheck };
+
+struct StreamOption {
+  uint32_t stream = 1;
+  uint32_t flows = 0;  // 0: --flows
 };
 
 struct PeerOptions {
   PeerMode mode = PeerMode::kPvp;
-  std::string nic_socket;   // required: the soft NIC listens here
-  std::string guest_vhost;  // pvp: the switch's vhost-user socket (server)
+  std::string nic_socket;   // pvp, nic-loop, nic: the soft NIC listens here
+  std::string guest_vhost;  // pvp, guest: the switch's vhost-user socket (server)
 
   // The guest: DPDK's virtio-user PMD. -1 leaves virtio-user's own default.
   bool guest_packed = false;
@@ -28,9 +37,15 @@ struct PeerOptions {
   uint32_t guest_queue_size = 1024;
   bool guest_vectorized = false;
   uint8_t guest_mac[6] = {0x02, 0, 0, 0, 0, 0x01};
-  std::string guest_devargs;  // appended verbatim to virtio-user's devargs
+  std::string guest_devargs;     // appended verbatim to virtio-user's devargs
+  uint32_t guest_data_room = 0;  // Rx mbuf data room with headroom; 0: fits the largest frame
+  GuestRoleOption guest_role = GuestRoleOption::kEcho;
+  std::vector<StreamOption> guest_check_streams = {StreamOption{}};  // role check
+  uint32_t guest_gen_stream = 0;      // guest mode: 0 none, else the stream it generates
+  bool guest_corrupt_canary = false;  // debug: damage one canary (tests of the tests)
 
   // Traffic.
+  uint32_t stream = 1;       // the NIC generator's stream (stream.h)
   uint32_t frame_size = 64;  // RFC 2544 size, FCS included (test_frame.h)
   bool imix = false;
   uint32_t flows = 4;
@@ -45,6 +60,9 @@ struct PeerOptions {
   double setup_timeout_s = 30;        // driver connect, guest socket, first frames back
   double linger_s = 10;               // after the run, until the NIC's driver closes the port
   std::string report;                 // JSON report path ("" = none)
+  std::string status_file;            // JSON status, rewritten every 100 ms ("" = none)
+  std::string start_file;             // nic, guest generator: start traffic once it exists
+  int idle_sleep_us = -1;             // sleep when idle; -1: 0 in pvp/nic-loop, 50 otherwise
   std::vector<std::string> eal_args;  // after "--"; empty = the defaults
   bool help = false;
 };
@@ -58,6 +76,9 @@ std::string PeerUsage(const char* argv0);
 
 // "02:00:00:00:00:01".
 std::string FormatMac(const uint8_t mac[6]);
+
+// "pvp", "nic-loop", "nic", "guest".
+const char* ModeName(PeerMode mode);
 
 }  // namespace iovtee::softnic
 

@@ -9,16 +9,16 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "test/softnic/peer/loop_util.h"
+#include "test/softnic/peer/stream.h"
 #include "test/softnic/traffic/test_frame.h"
 #include "test/softnic/traffic/tsc.h"
 
 namespace iovtee::softnic {
 namespace {
 
-// Warm-up frames come from 192.168/16, test frames from 10/8: the first byte
-// of the IPv4 source address (untagged frames) tells them apart.
-constexpr uint32_t kTestSrcIp = 0x0a000001;    // 10.0.0.1
-constexpr uint32_t kWarmUpSrcIp = 0xc0a80001;  // 192.168.0.1
+// Warm-up frames come from 192.168/16, test frames from 10/8 (stream.h): the
+// first byte of the IPv4 source address (untagged frames) tells them apart.
 constexpr uint32_t kSrcIpOffset = kEthHeaderLen + 12;
 constexpr uint8_t kWarmUpNet = kWarmUpSrcIp >> 24;
 
@@ -36,34 +36,15 @@ constexpr double kDrainMaxS = 2;
 constexpr size_t kResumeOffer = 4;
 // An iteration longer than this was preempted: its cycles are not the loop's.
 constexpr double kPreemptedS = 200e-6;
+constexpr double kStatusIntervalS = 0.1;
 
 double WallSeconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-bool IsSocket(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-std::vector<FlowSpec> PeerFlows(const PeerOptions& o, uint32_t src_ip) {
-  FlowSpec base;
-  std::memcpy(base.dst_mac, o.have_dst_mac ? o.dst_mac : o.guest_mac, 6);
-  base.src_ip = src_ip;
-  std::vector<FlowSpec> flows = MakeFlows(o.flows, base);
-  // Distinct source MACs, so a learning switch sees one station per flow and
-  // the guest's echo goes back to it.
-  for (uint32_t i = 0; i < o.flows; ++i) {
-    const uint8_t mac[6] = {
-        0x02, 0, 0, 0x01, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
-    std::memcpy(flows[i].src_mac, mac, 6);
-  }
-  return flows;
-}
-
-absl::StatusOr<std::unique_ptr<Generator>> MakeGenerator(const PeerOptions& o, uint32_t src_ip) {
+absl::StatusOr<std::unique_ptr<Generator>> MakeGenerator(const PeerOptions& o, bool warmup) {
   GeneratorConfig gc;
-  gc.flows = PeerFlows(o, src_ip);
+  gc.flows = StreamFlows(o.stream, o.flows, o.have_dst_mac ? o.dst_mac : o.guest_mac, warmup);
   gc.size_mode = o.imix ? SizeMode::kImix : SizeMode::kFixed;
   gc.frame_size = o.frame_size;
   gc.rate_pps = o.rate_pps;
@@ -72,17 +53,19 @@ absl::StatusOr<std::unique_ptr<Generator>> MakeGenerator(const PeerOptions& o, u
 
 }  // namespace
 
-Peer::Peer(const PeerOptions& options, const volatile std::sig_atomic_t* stop)
-    : options_(options), stop_(stop) {}
+Peer::Peer(const PeerOptions& options, const volatile std::sig_atomic_t* stop,
+           const volatile std::sig_atomic_t* finish)
+    : options_(options), stop_(stop), finish_(finish) {}
 
 Peer::~Peer() = default;
 
 absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options,
-                                                   const volatile std::sig_atomic_t* stop) {
-  auto p = std::unique_ptr<Peer>(new Peer(options, stop));
-  auto warm = MakeGenerator(options, kWarmUpSrcIp);
+                                                   const volatile std::sig_atomic_t* stop,
+                                                   const volatile std::sig_atomic_t* finish) {
+  auto p = std::unique_ptr<Peer>(new Peer(options, stop, finish));
+  auto warm = MakeGenerator(options, /*warmup=*/true);
   if (!warm.ok()) return warm.status();
-  auto test = MakeGenerator(options, kTestSrcIp);
+  auto test = MakeGenerator(options, /*warmup=*/false);
   if (!test.ok()) return test.status();
   p->warm_.gen = std::move(*warm);
   p->test_.gen = std::move(*test);
@@ -119,6 +102,9 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options,
   g.mac = FormatMac(options.guest_mac);
   g.extra_devargs = options.guest_devargs;
   g.max_frame = p->test_.gen->max_length();
+  g.data_room = options.guest_data_room;
+  g.role = GuestRole::kEcho;
+  g.corrupt_canary = options.guest_corrupt_canary;
   return p;
 }
 
@@ -145,6 +131,7 @@ int Peer::Run(PeerReport* report) {
   start_tsc_ = ReadTsc();
   setup_deadline_ = start_tsc_ + static_cast<uint64_t>(options_.setup_timeout_s * hz_);
   next_progress_ = start_tsc_ + static_cast<uint64_t>(hz_);
+  next_status_ = start_tsc_;
   last_progress_tsc_ = start_tsc_;
   phase_ = Phase::kSetup;
   auto on_tx = [this](const TxFrame& f) { OnNicTx(f); };
@@ -167,7 +154,7 @@ int Peer::Run(PeerReport* report) {
     size_t work = out;
     ++nic_tx_polls_;
     nic_tx_full_polls_ += out >= kBurst;
-    if (guest_ != nullptr) work += guest_->Poll();
+    if (guest_ != nullptr) work += guest_->Poll(nullptr, now);
     if (active_ == nullptr) {
       // Nothing to send in this phase.
     } else if (unpaced && congested_) {
@@ -190,8 +177,11 @@ int Peer::Run(PeerReport* report) {
     }
     prev_work = work;
     ++iterations_;
+    if (work == 0) IdleSleep(options_.idle_sleep_us);
   }
-  Finish(report);
+  Fill(report);
+  WriteStatus();
+  report->status_writes = status_writes_;
   return exit_code_;
 }
 
@@ -236,11 +226,24 @@ bool Peer::Tick(uint64_t now) {
     return false;
   }
   if (now >= next_progress_) Progress(now);
+  if (!options_.status_file.empty() && now >= next_status_) {
+    next_status_ = now + static_cast<uint64_t>(kStatusIntervalS * hz_);
+    WriteStatus();
+  }
+  if (*finish_ != 0) {
+    // Asked to end the measurement now (SIGUSR1).
+    if (phase_ == Phase::kWarmup) StartMeasure(now);
+    if (phase_ == Phase::kMeasure) EndMeasure(now);
+    if (phase_ != Phase::kDrain)
+      return Fail(absl::StrCat("asked to finish in phase ", PhaseName()));
+  }
   switch (phase_) {
     case Phase::kSetup:
       return TickSetup(now);
     case Phase::kProve:
-      if (warmup_received_ != 0) {
+      // nic mode: frames may never come back (guests that only check), so
+      // the switch's NIC port taking one proves enough.
+      if (warmup_received_ != 0 || (options_.mode == PeerMode::kNic && warm_.taken != 0)) {
         prove_s_ = static_cast<double>(now - prove_start_) / hz_;
         StartWarmup(now);
         return true;
@@ -292,7 +295,17 @@ bool Peer::Tick(uint64_t now) {
 }
 
 bool Peer::TickSetup(uint64_t now) {
-  if (options_.mode == PeerMode::kNicLoop) {
+  if (options_.mode == PeerMode::kNic && !options_.start_file.empty() &&
+      !FileExists(options_.start_file)) {
+    if (now >= setup_deadline_) {
+      return Fail(absl::StrCat("no start file ", options_.start_file,
+                               " within --setup-timeout=", options_.setup_timeout_s, " s"));
+    }
+    return true;
+  }
+  if (options_.mode == PeerMode::kNicLoop || options_.mode == PeerMode::kNic) {
+    // The switch gets a whole --setup-timeout from here on to take frames.
+    setup_deadline_ = now + static_cast<uint64_t>(options_.setup_timeout_s * hz_);
     phase_ = Phase::kProve;
     prove_start_ = now;
     return true;
@@ -397,12 +410,23 @@ void Peer::Progress(uint64_t now) {
   if (next_progress_ <= now) next_progress_ = now + static_cast<uint64_t>(hz_);
 }
 
-void Peer::Finish(PeerReport* r) {
-  r->mode = options_.mode == PeerMode::kPvp ? "pvp" : "nic-loop";
+void Peer::WriteStatus() {
+  if (options_.status_file.empty()) return;
+  PeerReport r;
+  Fill(&r);
+  r.final = false;
+  r.status_writes = status_writes_++;
+  WriteFileAtomically(options_.status_file, ReportJson(r)).IgnoreError();
+}
+
+void Peer::Fill(PeerReport* r) const {
+  r->mode = ModeName(options_.mode);
   r->size = options_.imix ? "imix" : absl::StrCat(options_.frame_size);
   r->flows = options_.flows;
+  r->stream = options_.stream;
   r->rate_pps = options_.rate_pps;
-  r->completed = exit_code_ == 0;
+  r->phase = PhaseName();
+  r->completed = exit_code_ == 0 && drain_end_ != 0;
   r->error = error_;
   r->tsc_hz = hz_;
   if (measure_end_ != 0) {
@@ -426,23 +450,30 @@ void Peer::Finish(PeerReport* r) {
   r->warmup_received = warmup_received_;
   r->prove_s = prove_s_;
   r->device = nic_->Stats();
-  r->have_guest = guest_ != nullptr;
+  r->guest.present = guest_ != nullptr;
   if (guest_ != nullptr) {
-    const GuestCounters& g = guest_->counters();
-    r->guest_devargs = guest_->devargs();
-    r->guest_rx = g.rx;
-    r->guest_tx = g.tx;
-    r->guest_drops = g.drops;
-    r->guest_full_rx_bursts = g.full_rx_bursts;
-    const GuestPort::EthStats e = guest_->eth_stats();
-    r->guest_imissed = e.imissed;
-    r->guest_ierrors = e.ierrors;
-    r->guest_oerrors = e.oerrors;
-    r->guest_rx_nombuf = e.rx_nombuf;
+    GuestPart& g = r->guest;
+    g.devargs = guest_->devargs();
+    g.data_room = guest_->data_room();
+    g.link_up = guest_->link_up();
+    g.counters = guest_->counters();
+    g.eth = guest_->eth_stats();
+    g.canaries = guest_->canaries();
   }
 }
 
-void Peer::DetachGuest() { guest_.reset(); }
+void Peer::DetachGuest() {
+  if (guest_ != nullptr) guest_->Detach();
+}
+
+void Peer::ServeUntil(const std::atomic<bool>& done) {
+  auto discard = [](const TxFrame&) {};
+  while (!done.load()) {
+    nic_->PollControl();
+    nic_->Transmit(discard);
+    usleep(200);
+  }
+}
 
 void Peer::Linger() {
   const auto deadline =

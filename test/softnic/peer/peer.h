@@ -6,12 +6,17 @@
 //
 // In nic-loop mode there is no guest: the switch sends the NIC's frames back
 // out of the NIC (testpmd --port-topology=loop), which measures the peer and
-// the NIC path alone.
+// the NIC path alone. In nic mode there is no guest either: frames come back
+// (or not) from guests in other processes (simnic_peer --mode=guest); the loop
+// is proven once the switch takes a frame, and a guest that comes and goes
+// only costs frames, counted as lost.
 //
 // A run goes through phases, all inside the same loop (the NIC's control
 // channel is served throughout, so the switch's PMD never waits on us):
-//   setup   pvp: wait for the switch's vhost-user socket, hot-plug the guest
-//   prove   one warm-up frame per millisecond until one comes back
+//   setup   pvp: wait for the switch's vhost-user socket, hot-plug the guest;
+//           nic: wait for --start-file
+//   prove   one warm-up frame per millisecond until one comes back (nic
+//           mode: until the switch's NIC port takes one)
 //   warmup  warm-up traffic at the configured rate for --warmup seconds
 //   measure test traffic for --duration seconds
 //   drain   no new frames; wait for those in flight (until all are back,
@@ -32,6 +37,7 @@
 #ifndef IOVTEE_TEST_SOFTNIC_PEER_PEER_H_
 #define IOVTEE_TEST_SOFTNIC_PEER_PEER_H_
 
+#include <atomic>
 #include <csignal>
 #include <cstdint>
 #include <memory>
@@ -53,9 +59,12 @@ class Peer {
 
   // Builds the generators and the checker, creates the soft NIC and listens
   // on options.nic_socket. pvp mode needs a running EAL (for the guest,
-  // attached later). `stop` is polled: when it becomes nonzero the run ends.
+  // attached later). `stop` and `finish` are polled: when `stop` becomes
+  // nonzero the run is interrupted; when `finish` does, the measurement ends
+  // early (drain, report) as if --duration had passed.
   static absl::StatusOr<std::unique_ptr<Peer>> Create(const PeerOptions& options,
-                                                      const volatile std::sig_atomic_t* stop);
+                                                      const volatile std::sig_atomic_t* stop,
+                                                      const volatile std::sig_atomic_t* finish);
   ~Peer();
 
   // Runs every phase and fills `report`. Returns the exit status: 0 the
@@ -63,8 +72,16 @@ class Peer {
   // 3 interrupted.
   int Run(PeerReport* report);
 
-  // Unplugs the guest (the switch sees it leave).
+  // Fills `report` with the run's results so far (Run does at its end; call
+  // again after DetachGuest for the guest's exit-time canary check).
+  void Fill(PeerReport* report) const;
+
+  // Unplugs the guest (the switch sees it leave) and checks its pool's
+  // canaries. The NIC is not served meanwhile: run it on another thread
+  // while this one calls ServeUntil().
   void DetachGuest();
+  // Serves the NIC's control channel (and drains its Tx) until `done`.
+  void ServeUntil(const std::atomic<bool>& done);
   // Serves the NIC's control channel (and drains its Tx) until the switch's
   // driver closes the port, `stop` is set, or options.linger_s pass, so the
   // switch's queue stops and close are acknowledged.
@@ -80,7 +97,8 @@ class Peer {
     uint64_t bytes = 0;
   };
 
-  Peer(const PeerOptions& options, const volatile std::sig_atomic_t* stop);
+  Peer(const PeerOptions& options, const volatile std::sig_atomic_t* stop,
+       const volatile std::sig_atomic_t* finish);
 
   // The tick: control channel, phase changes, progress. Returns false when
   // the run is over (complete, failed or interrupted).
@@ -90,16 +108,17 @@ class Peer {
   void StartMeasure(uint64_t now);
   void EndMeasure(uint64_t now);
   void Progress(uint64_t now);
+  void WriteStatus();
   bool Fail(const std::string& error);
   // One burst from `s` (at most `max` frames) into the NIC; returns how many
   // the NIC took.
   size_t Send(Stream& s, uint64_t now, size_t max);
   void OnNicTx(const TxFrame& f);
-  void Finish(PeerReport* report);
   const char* PhaseName() const;
 
   PeerOptions options_;
   const volatile std::sig_atomic_t* stop_;
+  const volatile std::sig_atomic_t* finish_;
   std::unique_ptr<Device> nic_;
   std::unique_ptr<GuestPort> guest_;
   GuestPortConfig guest_config_;
@@ -132,6 +151,8 @@ class Peer {
   uint64_t prove_start_ = 0;
   uint64_t phase_end_ = 0;
   uint64_t next_progress_ = 0;
+  uint64_t status_writes_ = 0;
+  uint64_t next_status_ = 0;
 
   // Counters the datapath keeps.
   uint64_t warmup_received_ = 0;

@@ -16,11 +16,14 @@ SWITCH_LCORES=${SWITCH_LCORES:-0-1}  # main lcore first, then the forwarding one
 _pids=()
 _prefixes=()
 
+# peer_lib_init [--no-testpmd]: a work directory, cleanup at exit; checks for
+# testpmd unless the caller brings its own switch.
 peer_lib_init() {
   # Unix socket paths must stay short: a directory under /tmp, not TEST_TMPDIR.
   WORK=$(mktemp -d /tmp/iovtee-peer.XXXXXX)
   LOGS=${TEST_UNDECLARED_OUTPUTS_DIR:-$WORK}
   trap _peer_lib_cleanup EXIT
+  [ "${1:-}" = --no-testpmd ] && return 0
   [ -x "$TESTPMD" ] || { echo "FAIL: $TESTPMD not found (Debian package dpdk)" >&2; return 1; }
 }
 
@@ -64,16 +67,17 @@ wait_for_socket() {
   done
 }
 
-# start_peer NAME MODE [peer options...]: starts simnic_peer with its NIC on
-# $WORK/NAME.nic (and in pvp mode its guest on $WORK/NAME.vhost), report in
-# $WORK/NAME.json; returns once the NIC listens. Sets PEER_PID.
+# start_peer NAME MODE [peer options...]: starts simnic_peer (pvp, nic-loop or
+# nic mode) with its NIC on $WORK/NAME.nic (and in pvp mode its guest on
+# $WORK/NAME.vhost), report in $WORK/NAME.json, status (every 100 ms) in
+# $WORK/NAME.status.json; returns once the NIC listens. Sets PEER_PID.
 start_peer() {
   local name=$1 mode=$2
   shift 2
   local guest=()
   [ "$mode" = pvp ] && guest=(--guest-vhost "$WORK/$name.vhost")
   local cmd=("$PEER" --mode="$mode" --nic-socket "$WORK/$name.nic" "${guest[@]}"
-    --core "$PEER_CORE" --report "$WORK/$name.json" "$@")
+    --core "$PEER_CORE" --report "$WORK/$name.json" --status-file "$WORK/$name.status.json" "$@")
   echo "${cmd[*]}" >"$LOGS/$name.peer.cmd"
   "${cmd[@]}" >"$LOGS/$name.peer.log" 2>&1 &
   PEER_PID=$!
@@ -150,6 +154,10 @@ stop_all() {
 }
 
 # field NAME KEY: a value from the peer's JSON report (keys are unique).
-field() {
-  sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$WORK/$1.json" | head -n 1
+field() { jfield "$WORK/$1.json" "$2"; }
+
+# jfield FILE KEY: a value from any simnic_peer JSON file (report or status;
+# one key per line, keys unique); empty if the file or key is missing.
+jfield() {
+  sed -n "s/^ *\"$2\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$1" 2>/dev/null | head -n 1
 }

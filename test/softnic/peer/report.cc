@@ -60,6 +60,39 @@ QueueTotals Sum(const simnic::QueueCounters* q) {
   return t;
 }
 
+void AddGuest(JsonObject& o, const GuestPart& g) {
+  o.Add("guest_present", g.present);
+  o.Add("guest_devargs", g.devargs);
+  o.Add("guest_data_room", uint64_t{g.data_room});
+  o.Add("guest_link_up", g.link_up);
+  o.Add("guest_rx", g.counters.rx);
+  o.Add("guest_tx", g.counters.tx);
+  o.Add("guest_drops", g.counters.drops);
+  o.Add("guest_full_rx_bursts", g.counters.full_rx_bursts);
+  o.Add("guest_rx_segments", g.counters.rx_segments);
+  o.Add("guest_imissed", g.eth.imissed);
+  o.Add("guest_ierrors", g.eth.ierrors);
+  o.Add("guest_oerrors", g.eth.oerrors);
+  o.Add("guest_rx_nombuf", g.eth.rx_nombuf);
+  o.Add("canary_checked", g.canaries.checked);
+  o.Add("canary_violations", g.canaries.violations);
+  o.Add("canary_pool_checked", g.canaries.pool_checked);
+  o.Add("canary_pool_check_done", g.canaries.pool_check_done);
+  o.Add("canary_first_offset", g.canaries.first_offset);
+}
+
+// Per-flow lines for small flow counts (keys stay unique: PREFIXfN_KEY).
+constexpr size_t kMaxFlowLines = 16;
+
+void AddFlows(JsonObject& o, const std::string& prefix, const Summary& t, bool with_sent) {
+  if (t.flows.size() > kMaxFlowLines) return;
+  for (const FlowSummary& f : t.flows) {
+    const std::string k = absl::StrCat(prefix, "f", f.flow, "_");
+    if (with_sent) o.Add(k + "sent", f.sent);
+    o.Add(k + "received", f.received);
+  }
+}
+
 }  // namespace
 
 CpuTimes ReadCpuTimes() {
@@ -90,8 +123,11 @@ std::string ReportJson(const PeerReport& r) {
   root.Add("mode", r.mode);
   root.Add("size", r.size);
   root.Add("flows", uint64_t{r.flows});
+  root.Add("stream", uint64_t{r.stream});
   root.Add("rate_pps", r.rate_pps);
-  root.Add("guest_devargs", r.guest_devargs);
+  root.Add("final", r.final);
+  root.Add("status_writes", r.status_writes);
+  root.Add("phase", r.phase);
   root.Add("completed", r.completed);
   root.Add("error", r.error);
   root.Add("duration_s", r.duration_s);
@@ -114,6 +150,9 @@ std::string ReportJson(const PeerReport& r) {
   root.Add("received_bytes", r.received_bytes);
   root.Add("nic_rx_offered", r.nic_rx_offered);
   root.Add("nic_rx_taken", r.nic_rx_taken);
+  JsonObject flows(2);
+  AddFlows(flows, "", t, true);
+  root.Add("per_flow", flows);
 
   JsonObject lat(2);
   lat.Add("latency_samples", t.latency.count);
@@ -161,15 +200,7 @@ std::string ReportJson(const PeerReport& r) {
   root.Add("device", dev);
 
   JsonObject guest(2);
-  guest.Add("guest_present", r.have_guest);
-  guest.Add("guest_rx", r.guest_rx);
-  guest.Add("guest_tx", r.guest_tx);
-  guest.Add("guest_drops", r.guest_drops);
-  guest.Add("guest_full_rx_bursts", r.guest_full_rx_bursts);
-  guest.Add("guest_imissed", r.guest_imissed);
-  guest.Add("guest_ierrors", r.guest_ierrors);
-  guest.Add("guest_oerrors", r.guest_oerrors);
-  guest.Add("guest_rx_nombuf", r.guest_rx_nombuf);
+  AddGuest(guest, r.guest);
   root.Add("guest", guest);
 
   JsonObject loop(2);
@@ -208,10 +239,14 @@ std::string ReportText(const PeerReport& r) {
                         "filtered %u, no port %u\n",
                         rx.packets, rx.missed, rx.errors, tx.packets, tx.errors,
                         r.device.device.iommu_faults, r.device.rx_filtered, r.device.rx_no_port);
-  if (r.have_guest) {
-    absl::StrAppendFormat(&out, "  guest: rx %u tx %u drops %u (imissed %u, rx_nombuf %u)\n",
-                          r.guest_rx, r.guest_tx, r.guest_drops, r.guest_imissed,
-                          r.guest_rx_nombuf);
+  if (r.guest.present) {
+    const GuestPart& g = r.guest;
+    absl::StrAppendFormat(&out,
+                          "  guest: rx %u tx %u drops %u (imissed %u, rx_nombuf %u); canaries: "
+                          "%u buffers checked, %u pool objects at exit, %u violations\n",
+                          g.counters.rx, g.counters.tx, g.counters.drops, g.eth.imissed,
+                          g.eth.rx_nombuf, g.canaries.checked, g.canaries.pool_checked,
+                          g.canaries.violations);
   }
   absl::StrAppendFormat(&out,
                         "  warm-up: %u sent, %u back (first after %.3f s); cpu share %.1f%% of "
@@ -220,6 +255,92 @@ std::string ReportText(const PeerReport& r) {
                         r.warmup_sent, r.warmup_received, r.prove_s, 100 * r.cpu_share,
                         r.cpu_user_s, r.cpu_system_s, r.cycles_per_frame(),
                         r.busy_cycles_per_frame());
+  return out;
+}
+
+std::string GuestReportJson(const GuestReport& r) {
+  JsonObject root(0);
+  root.Add("mode", std::string("guest"));
+  root.Add("role", r.role);
+  root.Add("final", r.final);
+  root.Add("status_writes", r.status_writes);
+  root.Add("phase", r.phase);
+  root.Add("completed", r.completed);
+  root.Add("error", r.error);
+  root.Add("run_s", r.run_s);
+  JsonObject guest(2);
+  AddGuest(guest, r.guest);
+  root.Add("guest", guest);
+
+  // Check role: per stream, then totals over the streams.
+  Summary total;
+  JsonObject streams(2);
+  for (const StreamChecker::Result& s : r.streams) {
+    const std::string k = absl::StrCat("s", s.stream, "_");
+    const Summary& t = s.summary;
+    streams.Add(k + "received", t.received);
+    streams.Add(k + "lost", t.lost);
+    streams.Add(k + "gap_events", t.gap_events);
+    streams.Add(k + "duplicates", t.duplicates);
+    streams.Add(k + "reordered", t.reordered);
+    streams.Add(k + "corrupted", t.corrupted);
+    streams.Add(k + "foreign", t.foreign);
+    streams.Add(k + "p50_ns", t.latency.p50_ns);
+    streams.Add(k + "max_ns", t.latency.max_ns);
+    AddFlows(streams, k, t, false);
+    total.received += t.received;
+    total.lost += t.lost;
+    total.duplicates += t.duplicates;
+    total.reordered += t.reordered;
+    total.corrupted += t.corrupted;
+    total.foreign += t.foreign;
+  }
+  root.Add("streams", streams);
+  root.Add("received", total.received);
+  root.Add("lost", total.lost);
+  root.Add("duplicates", total.duplicates);
+  root.Add("reordered", total.reordered);
+  root.Add("corrupted", total.corrupted + r.warmup.corrupted);
+  root.Add("foreign", total.foreign + r.warmup.foreign);
+  root.Add("unexpected", r.unexpected);
+  root.Add("warmup_received", r.warmup.received + r.warmup.duplicates);
+
+  JsonObject gen(2);
+  gen.Add("gen_stream", uint64_t{r.gen_stream});
+  gen.Add("gen_size", r.size);
+  gen.Add("gen_rate_pps", r.rate_pps);
+  gen.Add("gen_started", r.gen_started);
+  gen.Add("gen_done", r.gen_done);
+  gen.Add("gen_generated", r.gen_generated);
+  gen.Add("gen_sent", r.guest.counters.gen_sent);
+  gen.Add("gen_refused", r.guest.counters.gen_refused);
+  gen.Add("gen_nombuf", r.guest.counters.gen_nombuf);
+  if (r.gen_per_flow.size() <= kMaxFlowLines) {
+    for (size_t i = 0; i < r.gen_per_flow.size(); ++i) {
+      gen.Add(absl::StrCat("gen_f", i, "_generated"), r.gen_per_flow[i]);
+    }
+  }
+  root.Add("generator", gen);
+  return root.Close() + "\n";
+}
+
+std::string GuestReportText(const GuestReport& r) {
+  const GuestPart& g = r.guest;
+  std::string out = absl::StrFormat(
+      "simnic_peer: guest (%s) %s: rx %u tx %u drops %u, %u bytes data room; canaries: %u "
+      "buffers checked, %u pool objects at exit, %u violations\n",
+      r.role, r.completed ? "completed" : absl::StrCat("NOT completed: ", r.error), g.counters.rx,
+      g.counters.tx, g.counters.drops, g.data_room, g.canaries.checked, g.canaries.pool_checked,
+      g.canaries.violations);
+  for (const StreamChecker::Result& s : r.streams) {
+    absl::StrAppend(&out, "  stream ", s.stream, ": ", s.summary.ToString(4));
+  }
+  if (r.unexpected != 0) absl::StrAppend(&out, "  unexpected frames: ", r.unexpected, "\n");
+  if (r.gen_stream != 0) {
+    absl::StrAppendFormat(&out, "  generator stream %u: %u generated, %u sent, %u refused%s\n",
+                          r.gen_stream, r.gen_generated, g.counters.gen_sent,
+                          g.counters.gen_refused, r.gen_done ? " (done)" : "");
+  }
   return out;
 }
 

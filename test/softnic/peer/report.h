@@ -7,8 +7,12 @@
 #include <cstdint>
 #include <string>
 
+#include <vector>
+
 #include "absl/status/status.h"
 #include "test/softnic/device/device.h"
+#include "test/softnic/peer/guest_port.h"
+#include "test/softnic/peer/stream.h"
 #include "test/softnic/traffic/checker.h"
 
 namespace iovtee::softnic {
@@ -21,16 +25,30 @@ struct CpuTimes {
 };
 CpuTimes ReadCpuTimes();
 
+// A guest's side of a report (pvp: the peer's own guest; guest mode).
+struct GuestPart {
+  bool present = false;  // attached at some point
+  std::string devargs;
+  uint32_t data_room = 0;
+  bool link_up = false;
+  GuestCounters counters;  // whole run
+  GuestPort::EthStats eth;
+  CanaryCounts canaries;
+};
+
 struct PeerReport {
   // Configuration, echoed.
-  std::string mode;  // "pvp" or "nic-loop"
+  std::string mode;  // "pvp", "nic-loop" or "nic"
   std::string size;  // "64", "1518" or "imix"
   uint32_t flows = 0;
+  uint32_t stream = 0;
   double rate_pps = 0;
-  std::string guest_devargs;
 
-  bool completed = false;  // the measurement ran to its end
-  std::string error;       // why not
+  bool final = true;           // false: a status snapshot while running
+  uint64_t status_writes = 0;  // status snapshots written before this one
+  std::string phase;           // where the run is (or ended)
+  bool completed = false;      // the measurement ran to its end
+  std::string error;           // why not
 
   // The measured interval (warm-up excluded) and the drain after it.
   double duration_s = 0;
@@ -47,10 +65,7 @@ struct PeerReport {
 
   DeviceStats device;  // the soft NIC's counters (whole run)
 
-  bool have_guest = false;
-  uint64_t guest_rx = 0, guest_tx = 0, guest_drops = 0;  // whole run
-  uint64_t guest_full_rx_bursts = 0;
-  uint64_t guest_imissed = 0, guest_ierrors = 0, guest_oerrors = 0, guest_rx_nombuf = 0;
+  GuestPart guest;
 
   // Loop diagnostics over the measured interval: bursts polled full mean a
   // backlog in front of the peer (the peer limits), NIC misses mean the
@@ -85,6 +100,32 @@ struct PeerReport {
 
 std::string ReportJson(const PeerReport& r);
 std::string ReportText(const PeerReport& r);
+
+// A guest-mode run (simnic_peer --mode=guest).
+struct GuestReport {
+  std::string role;  // "echo" or "check"
+  bool final = true;
+  uint64_t status_writes = 0;
+  std::string phase;
+  bool completed = false;  // attached and stopped by a signal, as a guest ends
+  std::string error;
+  double run_s = 0;  // since attach
+  GuestPart guest;
+  // Role check.
+  std::vector<StreamChecker::Result> streams;
+  Summary warmup;
+  uint64_t unexpected = 0;
+  // Its generator, if any.
+  uint32_t gen_stream = 0;
+  std::string size;
+  double rate_pps = 0;
+  bool gen_started = false, gen_done = false;
+  uint64_t gen_generated = 0;  // frames made (sent + refused)
+  std::vector<uint64_t> gen_per_flow;
+};
+
+std::string GuestReportJson(const GuestReport& r);
+std::string GuestReportText(const GuestReport& r);
 
 // Writes `text` to `path` whole: into path.tmp, then renamed, so a reader
 // polling for the file never sees half of it.

@@ -4,8 +4,10 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "test/softnic/peer/guest_runner.h"
 #include "test/softnic/peer/options.h"
 #include "test/softnic/peer/peer.h"
 #include "test/softnic/peer/report.h"
@@ -23,8 +26,10 @@ namespace iovtee::softnic {
 namespace {
 
 volatile std::sig_atomic_t g_stop = 0;
+volatile std::sig_atomic_t g_finish = 0;
 
 void OnSignal(int) { g_stop = 1; }
+void OnFinish(int) { g_finish = 1; }
 
 // EAL for the guest, started with the caller's arguments or the defaults, and
 // cleaned up again; with the defaults (our own file prefix) its runtime
@@ -76,6 +81,8 @@ class Eal {
   std::string runtime_dir_;
 };
 
+int GuestMain(const PeerOptions& o);
+
 bool PinToCore(int core) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -99,12 +106,19 @@ int Main(int argc, char** argv) {
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction fa = {};
+  fa.sa_handler = OnFinish;
+  sigaction(SIGUSR1, &fa, nullptr);
+  // Idle sleeps (--idle-sleep-us) of tens of microseconds mean little with
+  // the default 50 us of timer slack.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
   // virtio-user writes to its vhost-user socket without MSG_NOSIGNAL: a
   // switch that went away first must cost an error, not the process (which
   // would leave its runtime directory behind).
   signal(SIGPIPE, SIG_IGN);
 
   PeerReport report;
+  report.mode = ModeName(o.mode);
   auto fail = [&](const std::string& error) {
     std::fprintf(stderr, "simnic_peer: %s\n", error.c_str());
     if (!o.report.empty()) {
@@ -115,17 +129,32 @@ int Main(int argc, char** argv) {
   };
 
   Eal eal;
-  if (o.mode == PeerMode::kPvp) {
+  if (o.mode == PeerMode::kPvp || o.mode == PeerMode::kGuest) {
     if (absl::Status s = eal.Start(o); !s.ok()) return fail(std::string(s.message()));
   } else if (!PinToCore(o.core)) {
     return fail(absl::StrCat("cannot pin to core ", o.core, ": ", strerror(errno)));
   }
-  auto peer = Peer::Create(o, &g_stop);
+  if (o.mode == PeerMode::kGuest) return GuestMain(o);
+
+  auto peer = Peer::Create(o, &g_stop, &g_finish);
   if (!peer.ok()) return fail(std::string(peer.status().message()));
   std::fprintf(stderr, "simnic_peer: NIC listening on %s\n", o.nic_socket.c_str());
 
   const int rc = (*peer)->Run(&report);
   if (rc != 0) std::fprintf(stderr, "simnic_peer: %s\n", report.error.c_str());
+  // The guest leaves on its own thread while this one keeps serving the NIC:
+  // stopping virtio-user waits for the switch's answer to GET_VRING_BASE, and
+  // a switch may stop its NIC queue (whose device is this process) before it
+  // answers, as iovtee's drain does. Then the guest's pool is checked, and
+  // the report tells that too.
+  std::atomic<bool> left{false};
+  std::thread leave([&] {
+    (*peer)->DetachGuest();
+    left.store(true);
+  });
+  (*peer)->ServeUntil(left);
+  leave.join();
+  (*peer)->Fill(&report);
   std::fputs(ReportText(report).c_str(), stdout);
   std::fflush(stdout);
   if (!o.report.empty()) {
@@ -133,13 +162,28 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "simnic_peer: %s\n", std::string(s.message()).c_str());
     }
   }
-  // The guest leaves on its own thread while this one keeps serving the NIC:
-  // stopping virtio-user waits for the switch's answer to GET_VRING_BASE, and
-  // a switch may stop its NIC queue (whose device is this process) before it
-  // answers, as iovtee's drain does.
-  std::thread leave([&] { (*peer)->DetachGuest(); });
   (*peer)->Linger();
-  leave.join();
+  return rc;
+}
+
+// --mode=guest: a guest on its own until a signal ends it.
+int GuestMain(const PeerOptions& o) {
+  GuestReport report;
+  auto runner = GuestRunner::Create(o, &g_stop, &g_finish);
+  int rc = 1;
+  if (!runner.ok()) {
+    report.error = std::string(runner.status().message());
+  } else {
+    rc = (*runner)->Run(&report);
+  }
+  if (rc != 0) std::fprintf(stderr, "simnic_peer: %s\n", report.error.c_str());
+  std::fputs(GuestReportText(report).c_str(), stdout);
+  std::fflush(stdout);
+  if (!o.report.empty()) {
+    if (absl::Status s = WriteFileAtomically(o.report, GuestReportJson(report)); !s.ok()) {
+      std::fprintf(stderr, "simnic_peer: %s\n", std::string(s.message()).c_str());
+    }
+  }
   return rc;
 }
 

@@ -102,6 +102,13 @@ run_once() {
   [ "${sent:-0}" -ge "$min" ] || { echo "  sent $sent frames, fewer than $min"; enough=0; }
   if [ "$mode" = pvp ]; then
     [ "$(field "$name" guest_present)" = true ] || { echo "  no guest"; ok=0; }
+    # No byte outside a buffer the guest posted was written (guest_canary.h).
+    printf '  guest canaries: %s buffers checked on receive, %s pool objects at exit, %s violations\n' \
+      "$(field "$name" canary_checked)" "$(field "$name" canary_pool_checked)" \
+      "$(field "$name" canary_violations)"
+    [ "$(field "$name" canary_violations)" = 0 ] || { echo "  canary violations"; integrity=0; }
+    [ "$(field "$name" canary_pool_check_done)" = true ] ||
+      { echo "  the guest's pool was not checked at exit"; integrity=0; }
   fi
   grep -q 'attached to' "$LOGS/$name.testpmd.log" || { echo "  testpmd did not probe net_simnic"; ok=0; }
   if grep -E 'net_simnic: .*(did not|leaked|cannot)' "$LOGS/$name.testpmd.log"; then
