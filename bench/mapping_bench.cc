@@ -17,8 +17,8 @@
 // PMD posts (one 2 KiB + header descriptor per buffer, ring of 256, mergeable
 // buffers, EVENT_IDX, kicks off): it reaps and posts again between bursts,
 // outside the timing. (The full driver emulator of the tests allocates on
-// every post and would flush the caches the timed code runs in.) Cycles are TSC ticks; the median over
-// the repeats is printed with the CPU share the process got.
+// every post and would flush the caches the timed code runs in.) Cycles are TSC ticks; the median
+// over the repeats is printed with the CPU share the process got.
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -32,12 +32,12 @@
 #include "absl/strings/str_cat.h"
 #include "bench/bench_util.h"
 #include "src/datapath/guest_rx_queue.h"
+#include "src/guest/guest_memory.h"
 #include "src/pool/mapped_pool.h"
 #include "src/virtio/device_queue.h"
 #include "src/virtio/net_header.h"
 #include "src/virtio/ring_layout.h"
 #include "test/common/eal.h"
-#include "src/guest/guest_memory.h"
 
 namespace iovtee {
 namespace {
@@ -242,9 +242,10 @@ int Main(int argc, char** argv) {
   const double tsc = bench::TscPerNs();
   std::printf("# mapping_bench: %s, %u online CPUs, TSC %.3f GHz\n", bench::CpuModel().c_str(),
               std::thread::hardware_concurrency(), tsc);
-  std::printf("# split ring of %u, DPDK PMD buffers, mergeable, EVENT_IDX; bursts of %u; "
-              "%llu frames x %d; TSC cycles per frame, medians\n",
-              kQueueSize, kBurst, static_cast<unsigned long long>(frames), repeats);
+  std::printf(
+      "# split ring of %u, DPDK PMD buffers, mergeable, EVENT_IDX; bursts of %u; "
+      "%llu frames x %d; TSC cycles per frame, medians\n",
+      kQueueSize, kBurst, static_cast<unsigned long long>(frames), repeats);
   std::printf("%-6s %5s  %7s %7s %7s %7s  %9s %9s  %9s\n", "path", "bytes", "refill", "rx",
               "enqueue", "total", "min total", "max total", "CPU share");
   int id = 0;

@@ -13,6 +13,8 @@ PACKAGES=(
   libabsl-dev libgtest-dev libgmock-dev
   # Style checks, libFuzzer and sanitizer runtimes
   clang clang-format clang-tidy libclang-rt-14-dev
+  # Stock PMD tests (veth pairs, private network namespaces), benchmark plots
+  iproute2 util-linux gnuplot-nox
 )
 
 missing=()

@@ -90,7 +90,7 @@ struct MappingStats {
   uint64_t copy_stale_session = 0;
   uint64_t copy_layout = 0;
   uint64_t copy_order_unproven = 0;  // the guest's Rx order is on probation
-  uint64_t drop_no_buffer = 0;  // drop reasons
+  uint64_t drop_no_buffer = 0;       // drop reasons
   uint64_t drop_too_big = 0;
   uint64_t drop_offload = 0;
   uint64_t drop_broken_queue = 0;

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -228,9 +228,9 @@ absl::Status RxQueueMapping::Impl::MapForDma() {
     if (rte_extmem_register(r.addr, r.len, nullptr, 0, r.page_size) != 0 && rte_errno != EEXIST) {
       const int err = rte_errno;
       UnmapForDma();
-      return absl::InternalError(absl::StrFormat(
-          "rte_extmem_register of guest memory (%u bytes, pages of %u): %s", r.len, r.page_size,
-          rte_strerror(err)));
+      return absl::InternalError(
+          absl::StrFormat("rte_extmem_register of guest memory (%u bytes, pages of %u): %s", r.len,
+                          r.page_size, rte_strerror(err)));
     }
     if (rte_dev_dma_map(info.device, r.addr, reinterpret_cast<uint64_t>(r.addr), r.len) != 0) {
       const int err = rte_errno;

@@ -287,7 +287,7 @@ uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n, virtio::QueueC
       continue;
     }
     const GuestBuffer* g = m->pool == mp ? pool->GuestBufferOf(m) : nullptr;
-    CopyReason why = m->pool != mp        ? CopyReason::kForeign
+    CopyReason why = m->pool != mp      ? CopyReason::kForeign
                      : order_probation_ ? CopyReason::kOrderUnproven
                                         : CopyReason::kHostBuffer;
     if (g != nullptr) {

@@ -24,13 +24,13 @@ namespace iovtee {
 
 // Why a frame for the guest was copied rather than completed in place.
 enum class CopyReason : uint8_t {
-  kForeign = 0,   // not from this mapping's pool (another port)
-  kHostBuffer,    // from the mapped NIC queue, in a host buffer: the guest had none to
-                  // lend, or the residency cap was reached
-  kMultiSegment,  // spread over several mbufs
-  kShared,        // refcount > 1 or attached: someone else may still read it
-  kStaleSession,  // its guest buffer belongs to an earlier guest session
-  kLayout,        // the data no longer starts inside its guest buffer
+  kForeign = 0,    // not from this mapping's pool (another port)
+  kHostBuffer,     // from the mapped NIC queue, in a host buffer: the guest had none to
+                   // lend, or the residency cap was reached
+  kMultiSegment,   // spread over several mbufs
+  kShared,         // refcount > 1 or attached: someone else may still read it
+  kStaleSession,   // its guest buffer belongs to an earlier guest session
+  kLayout,         // the data no longer starts inside its guest buffer
   kOrderUnproven,  // from the mapped NIC queue while the guest's Rx order is on probation
   kCount,
 };
@@ -142,7 +142,7 @@ class GuestRxQueue final : public GuestBufferSource {
   size_t kept_head_ = 0;
   size_t kept_count_ = 0;
   bool order_probation_;
-  uint16_t copy_hint_ = 1;  // frames left in the burst being delivered
+  uint16_t copy_hint_ = 1;                // frames left in the burst being delivered
   std::vector<virtio::UsedBuffer> used_;  // per-burst scratch
   std::vector<virtio::DescChain> fetch_;  // per-burst scratch
   std::vector<virtio::DescChain> merge_;  // the buffers of one copied frame

@@ -122,7 +122,7 @@ class GuestMemory {
 
   uint8_t* GpaToHostSlow(uint64_t gpa, uint64_t len) const;
 
-  std::vector<GuestRegion> regions_;  // sorted by guest_phys_addr; never empty
+  std::vector<GuestRegion> regions_;       // sorted by guest_phys_addr; never empty
   mutable std::atomic<uint32_t> hint_{0};  // index into regions_: the last region found
   struct Mapping {
     void* addr;

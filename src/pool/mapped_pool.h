@@ -67,15 +67,15 @@ struct MappedPoolConfig {
 };
 
 struct MappedPoolStats {
-  uint64_t guest_posted = 0;     // guest buffers handed to the NIC
-  uint64_t guest_recycled = 0;   // freed undelivered, parked for the NIC again
-  uint64_t guest_delivered = 0;  // completed in place
-  uint64_t guest_taken = 0;      // parked buffers taken back (copy path, teardown)
-  uint64_t guest_orphaned = 0;   // freed after their session ended
-  uint64_t host_posted = 0;      // host buffers handed to the NIC
+  uint64_t guest_posted = 0;       // guest buffers handed to the NIC
+  uint64_t guest_recycled = 0;     // freed undelivered, parked for the NIC again
+  uint64_t guest_delivered = 0;    // completed in place
+  uint64_t guest_taken = 0;        // parked buffers taken back (copy path, teardown)
+  uint64_t guest_orphaned = 0;     // freed after their session ended
+  uint64_t host_posted = 0;        // host buffers handed to the NIC
   uint64_t nic_wrote_outside = 0;  // mbufs whose data the NIC driver moved before the buffer
   bool lending_disabled = false;
-  uint32_t guest_resident = 0;   // guest buffers the pool holds now (NIC, switch, parked)
+  uint32_t guest_resident = 0;  // guest buffers the pool holds now (NIC, switch, parked)
   uint32_t guest_parked = 0;
   uint32_t host_free = 0;
 };
@@ -161,9 +161,7 @@ class MappedPool {
   // mbuf afterwards restores its host buffer. `g` is what GuestBufferOf
   // returned for the mbuf (the caller holds the mbuf, so nobody else touches
   // its entry); `n` in CountDelivered: how many, once per burst.
-  void MarkDelivered(const GuestBuffer* g) {
-    EntryOf(g)->state = State::kDelivered;
-  }
+  void MarkDelivered(const GuestBuffer* g) { EntryOf(g)->state = State::kDelivered; }
   void CountDelivered(uint32_t n) {
     counters_.guest_delivered.fetch_add(n, std::memory_order_relaxed);
   }
