@@ -187,10 +187,16 @@ def perf_median(sw, direction):
         return None
     d = perf.get(direction)
     if isinstance(d, dict):
-        for k in ("cycles_per_packet_median", "median", "p50"):
+        for k in ("cycles_per_packet_p50", "cycles_per_packet_median", "median", "p50"):
             if k in d:
                 return d[k]
     return None
+
+
+def perf_stage(sw, direction, stage):
+    perf = find(sw, "perf")
+    d = perf.get(direction) if isinstance(perf, dict) else None
+    return d.get(f"{stage}_cycles_per_packet") if isinstance(d, dict) else None
 
 
 def summarize(mode, size, r, sw, sw_share):
@@ -204,6 +210,8 @@ def summarize(mode, size, r, sw, sw_share):
         "p50_us": (g("p50_ns") or 0) / 1000.0, "p99_us": (g("p99_ns") or 0) / 1000.0,
         "peer_cpu": g("cpu_share") or 0.0, "switch_cpu": sw_share,
         "p2v_cycles": perf_median(sw, "p2v"), "v2p_cycles": perf_median(sw, "v2p"),
+        "p2v_rx": perf_stage(sw, "p2v", "rx"), "p2v_switch": perf_stage(sw, "p2v", "switch"),
+        "p2v_tx": perf_stage(sw, "p2v", "tx"),
         "zero_copy": find(sw, "zero_copy") if mode == "mapped" else None,
         "iommu_faults": g("iommu_faults"),
     }
@@ -343,7 +351,8 @@ def main():
     text = table(results, sizes)
     with open(os.path.join(a.out, "pvp.txt"), "w") as f:
         f.write(text + "\n")
-    keys = ["size", "mode", "round", "mpps", "gbps", "p2v_cycles", "v2p_cycles", "switch_cpu",
+    keys = ["size", "mode", "round", "mpps", "gbps", "p2v_cycles", "v2p_cycles", "p2v_rx",
+            "p2v_switch", "p2v_tx", "switch_cpu",
             "peer_cpu", "sent", "received", "lost", "corrupted", "reordered", "p50_us",
             "p99_us", "zero_copy", "iommu_faults"]
     with open(os.path.join(a.out, "pvp.csv"), "w", newline="") as f:
