@@ -265,7 +265,7 @@ Mapping (iovtee):
                            vhost port, e.g. phy0:0=vhost0 (repeatable)
   --residency-cap N        guest buffers the NIC may hold (default 0: half the
                            guest ring)
-  --nic-buffer N           a mapped queue's Rx buffer size (default 1536)
+  --nic-buffer N           a mapped queue's Rx buffer size (default 1518)
   --pool-size N            mbufs in each mapped pool (default 4096)
   --guest-rx-order detect|trust
                            split ring, mergeable off: copy every frame in ring

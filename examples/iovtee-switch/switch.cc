@@ -185,9 +185,9 @@ absl::Status Switch::InitPhy(size_t phy_index) {
                                                       info.max_mtu));
   }
   conf.rxmode.mtu = mtu;
-  // The largest frame on the wire: the MTU, the Ethernet header and FCS, and
-  // one VLAN tag (trunk ports carry tagged frames).
-  const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN + RTE_VLAN_HLEN;
+  // The largest frame received: the MTU, the Ethernet header and one VLAN
+  // tag (trunk ports carry tagged frames); the NIC strips the FCS.
+  const uint32_t frame = mtu + RTE_ETHER_HDR_LEN + RTE_VLAN_HLEN;
   const uint32_t host_room = rte_pktmbuf_data_room_size(host_pool_) - RTE_PKTMBUF_HEADROOM;
   const uint32_t rx_room = port.rx_map ? options_.mapping.nic_buffer_size : host_room;
   const bool scatter = frame > rx_room;
@@ -250,6 +250,18 @@ absl::Status Switch::InitVhost(size_t vhost_index) {
   }
   if (port.guest_map != nullptr) {
     if (absl::Status s = PrepareVhostSocket(port.path); !s.ok()) return s;
+  }
+  // Guest Tx offloads (checksum, TSO, UFO) would reach phy ports as offload
+  // requests they may not honour (net_simnic has none): the guest computes
+  // its checksums and segments itself.
+  constexpr uint64_t kHostOffloads = (uint64_t{1} << 0)      // VIRTIO_NET_F_CSUM
+                                     | (uint64_t{1} << 11)   // HOST_TSO4
+                                     | (uint64_t{1} << 12)   // HOST_TSO6
+                                     | (uint64_t{1} << 13)   // HOST_ECN
+                                     | (uint64_t{1} << 14);  // HOST_UFO
+  if (rte_vhost_driver_disable_features(port.path.c_str(), kHostOffloads) != 0) {
+    return absl::InternalError(
+        absl::StrCat("--vhost ", port.path, ": cannot turn off guest Tx offloads"));
   }
   if (rte_vhost_driver_callback_register(port.path.c_str(), &kVhostOps) != 0 ||
       rte_vhost_driver_start(port.path.c_str()) != 0) {

@@ -109,7 +109,7 @@ struct iovtee_mapping_options {
   /* Bytes the NIC may write into one buffer: the queue's buffer size, the
    * mempool's data room minus RTE_PKTMBUF_HEADROOM. Only guest buffers with
    * room for the virtio-net header plus this many bytes go to the NIC.
-   * Default 1536; at least 64. */
+   * Default 1518; at least 64. */
   uint16_t nic_buffer_size;
   /* As rte_pktmbuf_pool_create's priv_size (OVS: its dp_packet area).
    * Default 0. */
@@ -168,6 +168,7 @@ struct iovtee_mapping_stats {
   uint64_t nic_wrote_outside;    /* received mbufs the NIC's driver put before
                                     their guest buffer (then lending stops) */
   uint64_t lending_disabled;     /* 1: guest buffers are no longer lent */
+  uint64_t drop_detach;          /* frames in the NIC's ring at a detach */
 };
 
 /* The library's version, "MAJOR.MINOR.PATCH". Never NULL. */

@@ -57,9 +57,11 @@ struct MappingOptions {
   uint32_t residency_cap = 0;
   // Bytes the NIC may write into one buffer (its per-queue buffer size, the
   // mempool's data room minus RTE_PKTMBUF_HEADROOM). Only guest buffers with
-  // room for the virtio-net header plus this many bytes go to the NIC. 1536
-  // fits both Linux virtio-net's mergeable buffers and DPDK's virtio PMD.
-  uint16_t nic_buffer_size = 1536;
+  // room for the virtio-net header plus this many bytes go to the NIC. 1518
+  // (a 1500-byte MTU frame with one VLAN tag, FCS stripped) fits Linux
+  // virtio-net's mergeable buffers (1536 bytes, header included) and DPDK's
+  // virtio PMD.
+  uint16_t nic_buffer_size = 1518;
   // mbufs in the mapping's mempool: at least the NIC ring size plus what the
   // switch holds in flight (bursts on the way to other ports).
   uint32_t pool_size = 4096;
@@ -110,6 +112,7 @@ struct MappingStats {
   uint32_t pool_free_mbufs = 0;       // and mbufs in it now (whole: equal, with the port stopped)
   uint64_t nic_wrote_outside = 0;  // received mbufs the NIC's driver put before their guest buffer
   bool lending_disabled = false;   // guest buffers are no longer lent to the NIC (see logs)
+  uint64_t drop_detach = 0;        // frames in the NIC's ring when a guest was detached
 };
 
 // Every counter of `s` with its name (the names the switch's JSON, the

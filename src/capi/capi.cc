@@ -26,7 +26,7 @@
 // counter of StatsFields has a field of the same name.)
 static_assert(sizeof(iovtee::MappingOptions) == 28,
               "MappingOptions changed: mirror it in struct iovtee_mapping_options");
-static_assert(sizeof(iovtee::MappingStats) == 240,
+static_assert(sizeof(iovtee::MappingStats) == 248,
               "MappingStats changed: mirror it in struct iovtee_mapping_stats");
 
 namespace {
@@ -269,6 +269,7 @@ int iovtee_mapping_get_stats(const iovtee_mapping* m, iovtee_mapping_stats* stat
     IOVTEE_PUT(stats, T, pool_free_mbufs, s.pool_free_mbufs);
     IOVTEE_PUT(stats, T, nic_wrote_outside, s.nic_wrote_outside);
     IOVTEE_PUT(stats, T, lending_disabled, s.lending_disabled);
+    IOVTEE_PUT(stats, T, drop_detach, s.drop_detach);
     return 0;
   });
 }

@@ -212,7 +212,8 @@ class RxQueueMapping::Impl {
   uint64_t attaches_ = 0;
   uint64_t detaches_ = 0;
   uint64_t quarantined_sessions_ = 0;
-  GuestRxStats previous_;  // totals of ended sessions
+  uint64_t drop_detach_ = 0;  // frames in the NIC's ring at detach
+  GuestRxStats previous_;     // totals of ended sessions
 };
 
 absl::Status RxQueueMapping::Impl::MapForDma() {
@@ -388,6 +389,20 @@ absl::Status RxQueueMapping::Impl::DetachLocked() {
   pool_->Detach();  // no new guest buffers; lent ones are parked when freed
   rx_pause_.Pause();
   tx_pause_.Pause();
+  // Frames the NIC received and nobody polled yet: a queue stop would free
+  // them unseen. Take them (the refill outside NicRefillScope posts host
+  // buffers) and count them as dropped at detach.
+  {
+    rte_mbuf* pkts[32];
+    uint64_t dropped = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
+    for (uint16_t got; (got = rte_eth_rx_burst(port_, queue_, pkts, 32)) > 0;) {
+      rte_pktmbuf_free_bulk(pkts, got);
+      dropped += got;
+      if (std::chrono::steady_clock::now() > until) break;  // the NIC keeps receiving
+    }
+    drop_detach_ += dropped;
+  }
   // Drain: the NIC gives back every posted mbuf. Nothing polls the queue now.
   int rc = rte_eth_dev_rx_queue_stop(port_, queue_);
   if (rc != 0) {
@@ -509,6 +524,7 @@ MappingStats RxQueueMapping::Impl::Stats() const {
   m.pool_free_mbufs = rte_mempool_avail_count(pool_->mempool());
   m.nic_wrote_outside = p.nic_wrote_outside;
   m.lending_disabled = p.lending_disabled;
+  m.drop_detach = drop_detach_;
   return m;
 }
 
@@ -545,6 +561,7 @@ std::vector<std::pair<const char*, uint64_t>> StatsFields(const MappingStats& s)
       {"pool_free_mbufs", s.pool_free_mbufs},
       {"nic_wrote_outside", s.nic_wrote_outside},
       {"lending_disabled", s.lending_disabled},
+      {"drop_detach", s.drop_detach},
   };
 }
 

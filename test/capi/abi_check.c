@@ -58,7 +58,8 @@ IOVTEE_AT(iovtee_mapping_stats, pool_mbufs, 224);
 IOVTEE_AT(iovtee_mapping_stats, pool_free_mbufs, 232);
 IOVTEE_AT(iovtee_mapping_stats, nic_wrote_outside, 240);
 IOVTEE_AT(iovtee_mapping_stats, lending_disabled, 248);
-_Static_assert(sizeof(struct iovtee_mapping_stats) == 256, "stats grew: add the new field above");
+IOVTEE_AT(iovtee_mapping_stats, drop_detach, 256);
+_Static_assert(sizeof(struct iovtee_mapping_stats) == 264, "stats grew: add the new field above");
 
 /* Every function, called the way a C host calls it (types checked by the
  * compiler; this function is never run). */

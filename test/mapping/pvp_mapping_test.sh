@@ -10,7 +10,7 @@
 #  - NIC -> guest: every frame the switch delivered to vhost0 reached the
 #    guest (guest_rx); in place (zero_copy) except the NIC ring's first fill
 #    with host buffers (copy_host_buffer, at most the ring: 256); jumbo frames
-#    arrive in several 1536-byte NIC buffers (phy Rx scatter, --mtu 9000) and
+#    arrive in several 1518-byte NIC buffers (phy Rx scatter, --mtu 9000) and
 #    are copied into the guest's buffers (copy_multi_segment, mergeable or one
 #    large buffer);
 #  - nothing lost but what a counter explains; no IOMMU fault, no validation
@@ -146,7 +146,7 @@ run() {
   [ "$verdict" = PASS ] || show_logs "$name"
 }
 
-# Jumbo: phy MTU 9000 (Rx scatter into the 1536-byte buffers), and a NIC ring
+# Jumbo: phy MTU 9000 (Rx scatter into the 1518-byte buffers), and a NIC ring
 # that holds more of those frames.
 JUMBO=(--mtu 9000 --rx-ring 1024)
 case $SET in

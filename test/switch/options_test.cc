@@ -34,7 +34,7 @@ TEST(SwitchOptionsTest, Defaults) {
   EXPECT_EQ(o->rx_ring, 1024);
   EXPECT_EQ(o->tx_ring, 1024);
   EXPECT_EQ(o->host_mbufs, 16384u);
-  EXPECT_EQ(o->mapping.nic_buffer_size, 1536);
+  EXPECT_EQ(o->mapping.nic_buffer_size, 1518);
   EXPECT_EQ(o->duration_s, 0);
   EXPECT_FALSE(o->vhost_client);
   EXPECT_TRUE(o->acl.empty());

@@ -14,7 +14,7 @@
 #           first), the guest echoes it tagged, the switch matches the ACL
 #           behind the tag and pops it towards the NIC. 1518 B.
 #  - jumbo: --mtu 9000, 9018 B frames: Rx scatter on the mapped queue
-#           (1536-byte buffers), multi-segment frames copied to the guest and
+#           (1518-byte buffers), multi-segment frames copied to the guest and
 #           multi-segment Tx back to the NIC.
 # The per-case checks are in check_run.py.
 #
