@@ -15,6 +15,11 @@ PACKAGES=(
   clang clang-format clang-tidy libclang-rt-14-dev
   # Stock PMD tests (veth pairs, private network namespaces), benchmark plots
   iproute2 util-linux gnuplot-nox
+  # Linux guests in QEMU (software emulation; the guest kernel, busybox and
+  # iperf3 are downloaded into /var/cache/iovtee/vm by test/vm/build_guest.sh)
+  qemu-system-x86
+  # The OVS-DPDK plugin: Debian's OVS 3.1 source, patched and built by ovs-plugin/build.sh
+  openvswitch-source autoconf automake libtool
 )
 
 missing=()

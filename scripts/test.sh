@@ -38,7 +38,7 @@ run() {  # run NAME bazel-args...
 
 run main --test_tag_filters="$filters"
 if [ "${IOVTEE_NO_ASAN:-0}" != "1" ]; then
-  run asan --config=asan --test_tag_filters=unit
+  run asan --config=asan --build_tests_only --test_tag_filters=unit
 fi
 # The fuzz tests under libFuzzer (clang, ASan+UBSan; bazel/fuzz.bzl). A crash
 # fails the test; its reproducer is in bazel-testlogs/<test>/test.outputs/.

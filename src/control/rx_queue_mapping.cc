@@ -679,6 +679,9 @@ rte_mbuf* RxQueueMapping::Unshare(rte_mbuf* m, rte_mempool* mp) {
   if (!guest) return m;
   rte_mbuf* copy = rte_pktmbuf_copy(m, mp, 0, UINT32_MAX);
   if (copy == nullptr) return nullptr;
+  // rte_pktmbuf_copy copied m's dynamic fields, the pool's index hint
+  // included: give a copy in a mapped pool its own back.
+  if (MappedPool* target = MappedPool::FromMempool(copy->pool)) target->RestoreIndexHint(copy);
   rte_pktmbuf_free(m);  // the guest buffers are parked for the NIC again
   return copy;
 }

@@ -1,5 +1,6 @@
 #include "src/pool/mapped_pool.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -112,6 +113,9 @@ absl::StatusOr<std::unique_ptr<MappedPool>> MappedPool::Create(const MappedPoolC
   }
   pool->stride_ = mp->header_size + mp->elt_size + mp->trailer_size;
   rte_mempool_obj_iter(mp, &MappedPool::InitObject, pool.get());
+  // By address, for IndexByAddress's binary search.
+  std::sort(pool->chunks_.begin(), pool->chunks_.end(),
+            [](const Chunk& a, const Chunk& b) { return a.start < b.start; });
   pool->initialised_ = true;
   IOVTEE_LOG(INFO, "mapped pool %s: %u mbufs, NIC buffer %u bytes", config.name.c_str(),
              config.size, config.nic_buffer_size);
@@ -162,9 +166,15 @@ void MappedPool::InitObject(rte_mempool* mp, void* arg, void* obj, unsigned idx)
 }
 
 uint32_t MappedPool::IndexByAddress(const rte_mbuf* m) const {
+  // A stale hint (an rte_pktmbuf_copy copies dynamic fields, so a copy into
+  // this pool carries its source's index) lands here on every lookup of that
+  // mbuf: binary search, as --no-huge pools come in many chunks.
   const uintptr_t addr = reinterpret_cast<uintptr_t>(m);
-  for (const Chunk& c : chunks_) {
-    if (addr >= c.start && addr < c.start + c.count * stride_) {
+  auto it = std::upper_bound(chunks_.begin(), chunks_.end(), addr,
+                             [](uintptr_t a, const Chunk& c) { return a < c.start; });
+  if (it != chunks_.begin()) {
+    const Chunk& c = *(it - 1);
+    if (addr < c.start + c.count * stride_) {
       return c.first + static_cast<uint32_t>((addr - c.start) / stride_);
     }
   }

@@ -153,6 +153,11 @@ class MappedPool {
     m->buf_len = static_cast<uint16_t>(e.buffer.len - config_.hdr_len);
     m->data_off = static_cast<uint16_t>(data - start);
   }
+  // Rewrites the index hint of an mbuf of this pool whose dynamic fields were
+  // copied from another mbuf (rte_pktmbuf_copy, rte_pktmbuf_attach).
+  void RestoreIndexHint(rte_mbuf* m) const {
+    *RTE_MBUF_DYNFIELD(m, index_offset_, uint32_t*) = IndexByAddress(m);
+  }
   // Stops lending guest buffers for good (e.g. a NIC driver known to write
   // outside them); `why` is logged.
   void DisableLending(const char* why);
