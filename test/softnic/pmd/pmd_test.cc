@@ -212,8 +212,8 @@ TEST_F(SimnicTest, ProbeMapsDpdkMemoryAndCloseSaysBye) {
   EXPECT_EQ(device_->Stats().mappings, 0u);
   // The device thread (in this process) closes its side after it marks the
   // driver gone: wait for the count, a leak still fails at the deadline.
-  EXPECT_TRUE(WaitFor([&] { return CountFds() == fds; })) << CountFds() << " fds, " << fds
-                                                           << " before the probe";
+  EXPECT_TRUE(WaitFor([&] { return CountFds() == fds; }))
+      << CountFds() << " fds, " << fds << " before the probe";
   EXPECT_FALSE(MapsMention("simnic:" + name_));
 }
 
