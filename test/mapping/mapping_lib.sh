@@ -228,3 +228,41 @@ show_logs() {
     done
   done
 }
+
+# check_pvp_report NAME: what every PVP run (simnic_peer --mode=pvp with its
+# guest on the switch's vhost0, after stop_switch_and_nic) must show: the run
+# completed; every frame back once, intact and in order; what did not come
+# back is a counted drop (the NIC ring full, the switch's or the guest's
+# drops, frames still in the guest's ring when the peer stopped polling);
+# every frame the switch delivered reached the guest; no IOMMU fault, no ring
+# or control error, no guest canary damaged, the guest's pool checked.
+check_pvp_report() {
+  local name=$1 v
+  local sent received lost to_guest guest_rx sw_drops
+  sent=$(field "$name" sent)
+  received=$(field "$name" received)
+  lost=$(field "$name" lost)
+  echo "  peer: sent $sent received $received lost $lost corrupted $(field "$name" corrupted)" \
+    "reordered $(field "$name" reordered) duplicates $(field "$name" duplicates)" \
+    "iommu_faults $(field "$name" iommu_faults); guest rx $(field "$name" guest_rx)," \
+    "canaries checked $(field "$name" canary_checked) + $(field "$name" canary_pool_checked)" \
+    "at exit, violations $(field "$name" canary_violations)"
+  [ "$(field "$name" completed)" = true ] || fail "not completed: $(field "$name" error)"
+  expect "$sent" -gt 0 sent
+  for v in corrupted reordered duplicates foreign iommu_faults rx_oversize ring_errors \
+    control_errors nic_tx_errors canary_violations; do
+    expect "$(field "$name" $v)" -eq 0 "$v"
+  done
+  [ "$(field "$name" canary_pool_check_done)" = true ] || fail "guest pool canaries not checked"
+  sw_drops=$(sw_sum "$name" 'tx_dropped|rx_dropped')
+  to_guest=$(sw "$name" "ports[name=vhost0].tx")
+  guest_rx=$(field "$name" guest_rx)
+  expect "$guest_rx" -le "$to_guest" "guest_rx (vs switch vhost0 tx)"
+  # All back: the guest polled every frame the switch gave it.
+  [ "$lost" = 0 ] && expect "$guest_rx" -eq "$to_guest" "guest_rx (vs switch vhost0 tx)"
+  local unpolled=$((to_guest - guest_rx))
+  local counted=$(($(field "$name" nic_rx_missed) + sw_drops + $(field "$name" guest_drops) + unpolled))
+  echo "  counted drops: $counted (nic missed $(field "$name" nic_rx_missed), switch $sw_drops," \
+    "guest $(field "$name" guest_drops), left in the guest's ring $unpolled)"
+  expect "$lost" -le "$counted" "lost (vs counted drops)"
+}

@@ -215,6 +215,7 @@ void Device::DropPort() {
     rxq_[q] = RxQueueState{};
     txq_[q] = TxQueueState{};
   }
+  rx_touched_ = tx_touched_ = 0;
   steering_.Reset();
 }
 
@@ -327,18 +328,17 @@ void Device::SyncTxQueues(uint32_t n) {
 
 void Device::PublishCounters() {
   if (regs_ == nullptr) return;
-  for (int q = 0; q < kMaxQueues; ++q) {
-    if (rxq_[q].touched) {
-      __atomic_store_n(&rxq_[q].regs->head, rxq_[q].head, __ATOMIC_RELEASE);
-      PublishQueue(&regs_->rx_counters[q], stats_.rx[q]);
-      rxq_[q].touched = false;
-    }
-    if (txq_[q].touched) {
-      __atomic_store_n(&txq_[q].regs->head, txq_[q].head, __ATOMIC_RELEASE);
-      PublishQueue(&regs_->tx_counters[q], stats_.tx[q]);
-      txq_[q].touched = false;
-    }
+  for (uint32_t m = rx_touched_; m != 0; m &= m - 1) {
+    const int q = __builtin_ctz(m);
+    __atomic_store_n(&rxq_[q].regs->head, rxq_[q].head, __ATOMIC_RELEASE);
+    PublishQueue(&regs_->rx_counters[q], stats_.rx[q]);
   }
+  for (uint32_t m = tx_touched_; m != 0; m &= m - 1) {
+    const int q = __builtin_ctz(m);
+    __atomic_store_n(&txq_[q].regs->head, txq_[q].head, __ATOMIC_RELEASE);
+    PublishQueue(&regs_->tx_counters[q], stats_.tx[q]);
+  }
+  rx_touched_ = tx_touched_ = 0;
   if (device_counters_dirty_) {
     StoreRelaxed(&regs_->device.iommu_faults, stats_.device.iommu_faults);
     StoreRelaxed(&regs_->device.rx_oversize, stats_.device.rx_oversize);

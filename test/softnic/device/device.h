@@ -175,7 +175,6 @@ class Device {
     bool per_desc_len = false;
     bool scatter = false;
     bool vlan_strip = false;
-    bool touched = false;  // head or counters to publish at the end of the burst
   };
   struct TxQueueState {
     QueueState state;
@@ -183,7 +182,6 @@ class Device {
     simnic::TxDesc* ring = nullptr;
     uint32_t mask = 0;
     uint32_t head = 0;
-    bool touched = false;
   };
   struct Segment {
     const uint8_t* data;
@@ -229,6 +227,11 @@ class Device {
   TxQueueState txq_[simnic::kMaxQueues];
   bool in_rx_burst_ = false;
   bool in_tx_burst_ = false;
+  // Queues whose head or counters are to be published at the end of the
+  // burst (bit q).
+  uint32_t rx_touched_ = 0;
+  uint32_t tx_touched_ = 0;
+  static_assert(simnic::kMaxQueues <= 32, "one bit per queue");
 
   DeviceStats stats_;  // the counters; published to the register page per burst
   bool device_counters_dirty_ = false;

@@ -10,6 +10,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "test/softnic/peer/virtio_path_log.h"
 #include "test/softnic/traffic/test_frame.h"
 
 namespace iovtee::softnic {
@@ -25,6 +27,8 @@ absl::StatusOr<std::unique_ptr<GuestPort>> GuestPort::Attach(const GuestPortConf
   g->name_ = kPortName;
   g->role_ = c.role;
   g->corrupt_canary_ = c.corrupt_canary;
+  g->canary_every_ = c.canary_every;
+  g->canary_countdown_ = c.canary_every == 0 ? UINT64_MAX : 1;
   g->devargs_ = absl::StrCat("path=", c.vhost_path, ",queues=1,queue_size=", c.queue_size,
                              ",packed_vq=", c.packed ? 1 : 0, ",mac=", c.mac);
   if (c.mrg_rxbuf >= 0) absl::StrAppend(&g->devargs_, ",mrg_rxbuf=", c.mrg_rxbuf);
@@ -62,6 +66,8 @@ absl::StatusOr<std::unique_ptr<GuestPort>> GuestPort::Attach(const GuestPortConf
   g->pool_ = std::move(*pool);
   if (c.role == GuestRole::kCheck) g->linear_.resize(kMaxFrameBytes + 64);
 
+  // The PMD says which burst functions it chose when the port starts.
+  VirtioPathLog path_log;
   int r = rte_eal_hotplug_add("vdev", kPortName, g->devargs_.c_str());
   if (r != 0) {
     // A device whose probe failed stays on the vdev bus unprobed; the next
@@ -96,6 +102,20 @@ absl::StatusOr<std::unique_ptr<GuestPort>> GuestPort::Attach(const GuestPortConf
     return absl::InternalError(absl::StrCat("cannot start the guest port: ", rte_strerror(-r)));
   }
   g->started_ = true;
+  g->rx_path_ = path_log.rx_path();
+  g->tx_path_ = path_log.tx_path();
+  if (c.vectorized && g->rx_path_.find("vectorized") == std::string::npos) {
+    const std::vector<std::string> why = path_log.vectorized_notes();
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vectorized=1, but the virtio PMD runs the ",
+        g->rx_path_.empty() ? "(unreported)" : g->rx_path_, " Rx path",
+        why.empty() ? "" : absl::StrCat(": ", absl::StrJoin(why, "; ")),
+        c.packed ? " (a packed ring's vectorized Rx path needs AVX512 in DPDK's build and "
+                   "the CPU, and VIRTIO_F_IN_ORDER)"
+                 : " (a split ring's vectorized Rx path needs mergeable buffers and "
+                   "VIRTIO_F_IN_ORDER off, no Rx offloads and 128-bit SIMD: --guest-mrg-rxbuf=0 "
+                   "--guest-in-order=0)"));
+  }
   return g;
 }
 
@@ -123,7 +143,10 @@ uint32_t GuestPort::Poll(StreamChecker* checker, uint64_t now) {
     corrupt_canary_ = false;
   }
   for (uint16_t i = 0; i < n; ++i) {
-    pool_->Check(pkts[i]);
+    if (--canary_countdown_ == 0) {
+      canary_countdown_ = canary_every_;
+      pool_->Check(pkts[i]);
+    }
     counters_.rx_segments += pkts[i]->nb_segs;
   }
   counters_.rx += n;

@@ -35,6 +35,9 @@ struct GuestPortConfig {
   int mrg_rxbuf = -1;  // -1: virtio-user's default
   int in_order = -1;
   uint32_t queue_size = 1024;
+  // vectorized=1. Attach fails unless the PMD really runs a vectorized Rx
+  // path (DPDK turns it off without error, e.g. for mergeable buffers,
+  // VIRTIO_F_IN_ORDER on a split ring, Rx offloads).
   bool vectorized = false;
   std::string mac;  // xx:xx:xx:xx:xx:xx
   std::string extra_devargs;
@@ -44,6 +47,11 @@ struct GuestPortConfig {
   // needs mergeable buffers (the port then enables Rx scatter).
   uint32_t data_room = 0;
   GuestRole role = GuestRole::kEcho;
+  // Canaries of one received buffer in `canary_every` are checked as it
+  // arrives (1: every buffer; 0: none); every buffer's at the end whatever
+  // this says, and a damaged canary stays damaged, so sampling loses only
+  // when a stray write is seen, not whether (--verify).
+  uint32_t canary_every = 1;
   // Debug: damage the tail canary of the first frame received, before it is
   // checked (proves the check and the harness catch a stray write).
   bool corrupt_canary = false;
@@ -101,17 +109,26 @@ class GuestPort {
   EthStats eth_stats() const;
   const std::string& devargs() const { return devargs_; }
   uint32_t data_room() const { return data_room_; }
+  // The burst functions the PMD chose, from its log (virtio_path_log.h):
+  // e.g. "vectorized", "standard", "inorder", "mergeable buffer", "packed
+  // ring standard"; "" if it did not say.
+  const std::string& rx_path() const { return rx_path_; }
+  const std::string& tx_path() const { return tx_path_; }
 
  private:
   GuestPort() = default;
 
   std::string name_;
   std::string devargs_;
+  std::string rx_path_;
+  std::string tx_path_;
   uint16_t port_ = UINT16_MAX;
   bool plugged_ = false;
   bool started_ = false;
   GuestRole role_ = GuestRole::kEcho;
   bool corrupt_canary_ = false;
+  uint32_t canary_every_ = 1;
+  uint64_t canary_countdown_ = 1;
   uint32_t data_room_ = 0;
   std::unique_ptr<CanaryPool> pool_;
   std::vector<uint8_t> linear_;  // a multi-segment frame, copied for the checker

@@ -36,10 +36,11 @@ absl::StatusOr<std::unique_ptr<GuestRunner>> GuestRunner::Create(
   g.data_room = o.guest_data_room;
   g.role = o.guest_role == GuestRoleOption::kCheck ? GuestRole::kCheck : GuestRole::kEcho;
   g.corrupt_canary = o.guest_corrupt_canary;
+  g.canary_every = o.verify.payload_every;
   if (g.role == GuestRole::kCheck) {
     std::vector<StreamExpect> expect;
     for (const StreamOption& s : o.guest_check_streams) expect.push_back({s.stream, s.flows});
-    r->checker_ = std::make_unique<StreamChecker>(expect, o.guest_mac);
+    r->checker_ = std::make_unique<StreamChecker>(expect, o.guest_mac, o.verify);
   }
   if (o.guest_gen_stream != 0) {
     GeneratorConfig gc;
@@ -183,6 +184,8 @@ void GuestRunner::Fill(GuestReport* r) const {
   if (guest_ != nullptr) {
     GuestPart& g = r->guest;
     g.devargs = guest_->devargs();
+    g.rx_path = guest_->rx_path();
+    g.tx_path = guest_->tx_path();
     g.data_room = guest_->data_room();
     g.link_up = guest_->link_up();
     g.counters = guest_->counters();

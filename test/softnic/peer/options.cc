@@ -166,6 +166,12 @@ absl::Status Apply(const std::string& key, const std::string& value, PeerOptions
     o->have_dst_mac = ParseMac(value, o->dst_mac);
     return o->have_dst_mac ? absl::OkStatus() : Bad(key, value, "xx:xx:xx:xx:xx:xx");
   }
+  if (key == "verify") {
+    absl::StatusOr<VerifyMode> v = VerifyMode::Parse(value);
+    if (!v.ok()) return Bad(key, value, "all, headers or sample:N (N >= 1)");
+    o->verify = *v;
+    return absl::OkStatus();
+  }
   if (key == "size") return ParseUint<uint32_t>(key, value, 64, 9022, &o->frame_size);
   if (key == "imix") return ParseBool(key, value, &o->imix);
   if (key == "flows") return ParseUint<uint32_t>(key, value, 1, kMaxStreamFlows, &o->flows);
@@ -282,10 +288,24 @@ absl::StatusOr<PeerOptions> ParsePeerOptions(int argc, char** argv) {
   if (o.guest_corrupt_canary && !has_guest) {
     return absl::InvalidArgumentError(absl::StrCat("--guest-corrupt-canary: no guest in ", mode));
   }
-  if (o.guest_vectorized && o.guest_mrg_rxbuf == 1) {
-    return absl::InvalidArgumentError(
-        "--guest-vectorized needs --guest-mrg-rxbuf=0 (virtio's vectorized Rx path has no "
-        "mergeable buffers)");
+  if (o.guest_vectorized) {
+    // DPDK 22.11's virtio (virtio_dev_configure) keeps a vectorized Rx path
+    // only without mergeable buffers and, on a split ring, without
+    // VIRTIO_F_IN_ORDER; virtio-user offers both by default.
+    if (o.guest_mrg_rxbuf == 1) {
+      return absl::InvalidArgumentError(
+          "--guest-vectorized needs --guest-mrg-rxbuf=0 (virtio's vectorized Rx path has no "
+          "mergeable buffers)");
+    }
+    o.guest_mrg_rxbuf = 0;
+    if (!o.guest_packed) {
+      if (o.guest_in_order == 1) {
+        return absl::InvalidArgumentError(
+            "--guest-vectorized on a split ring needs --guest-in-order=0 (virtio uses its in-order "
+            "Rx path instead of the vectorized one when VIRTIO_F_IN_ORDER is negotiated)");
+      }
+      o.guest_in_order = 0;
+    }
   }
   if (o.imix && size_given) {
     return absl::InvalidArgumentError("--imix and --size are exclusive");
@@ -328,7 +348,12 @@ Guest (virtio-user devargs):
   --guest-mrg-rxbuf=0|1     mergeable Rx buffers (default: virtio-user's, 1)
   --guest-in-order=0|1      VIRTIO_F_IN_ORDER (default: virtio-user's, 1)
   --guest-queue-size=N      ring size, a power of two (default 1024)
-  --guest-vectorized[=0|1]  vectorized Rx/Tx paths (default 0)
+  --guest-vectorized[=0|1]  virtio's vectorized Rx path (default 0): vectorized=1,
+                            and mergeable buffers off (and on a split ring
+                            VIRTIO_F_IN_ORDER off) unless given otherwise; the
+                            guest fails to attach unless the PMD really runs it
+                            (its log says which Rx path it chose: guest_rx_path
+                            in the report)
   --guest-mac=MAC           the guest's MAC (default 02:00:00:00:00:01)
   --guest-devargs=K=V,...   more virtio-user devargs, appended verbatim
   --guest-data-room=N       Rx mbuf data room, headroom included (default: one
@@ -367,6 +392,15 @@ Traffic (UDP test frames: flow, sequence number, timestamp, checksums):
                             refused count as lost)
   --duration=S              measured seconds (default 10; a guest's generator
                             runs this long, the guest itself until a signal)
+  --verify=MODE             how much of each frame the checkers read: all (the
+                            default), sample:N or headers. Every mode checks
+                            every frame's headers, addresses, test header,
+                            sequence, loss, duplicates and order; sample:N
+                            reads the payload of one frame in N, headers none
+                            (throughput runs at large frames: the tester then
+                            costs less than the switch's copy). A guest checks
+                            the canaries of as many of its Rx buffers (and of
+                            every buffer at exit, in every mode)
   --warmup=S                traffic before the measurement, not counted
                             (default 1). Frames sent until the loop is proven
                             (the first frame back) never count.

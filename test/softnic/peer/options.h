@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "test/softnic/traffic/checker.h"
 
 namespace iovtee::softnic {
 
@@ -54,6 +55,7 @@ struct PeerOptions {
   double warmup_s = 1;
   bool have_dst_mac = false;  // --dst-mac given
   uint8_t dst_mac[6] = {};
+  VerifyMode verify;  // how much of each frame the checkers read
 
   // Run control.
   int core = 0;

@@ -73,6 +73,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options,
   CheckerOptions co;
   co.num_flows = options.flows;
   co.flows = p->test_.gen->config().flows;
+  co.verify = options.verify;
   p->checker_ = std::make_unique<Checker>(std::move(co));
 
   p->frame_cap_ = (p->test_.gen->max_length() + 63) & ~63u;
@@ -105,6 +106,7 @@ absl::StatusOr<std::unique_ptr<Peer>> Peer::Create(const PeerOptions& options,
   g.data_room = options.guest_data_room;
   g.role = GuestRole::kEcho;
   g.corrupt_canary = options.guest_corrupt_canary;
+  g.canary_every = options.verify.payload_every;
   return p;
 }
 
@@ -186,8 +188,9 @@ int Peer::Run(PeerReport* report) {
 }
 
 size_t Peer::Send(Stream& s, uint64_t now, size_t max) {
-  const size_t n = s.gen->NextBurst(absl::Span<uint8_t* const>(bufs_, max), frame_cap_,
-                                    absl::Span<uint32_t>(lens_, max), now);
+  const size_t n =
+      s.gen->NextBurst(absl::Span<uint8_t* const>(bufs_, max), frame_cap_,
+                       absl::Span<uint32_t>(lens_, max), now, absl::Span<uint64_t>(images_, max));
   uint64_t bytes = 0;
   for (size_t i = 0; i < n; ++i) {
     frames_[i].len = lens_[i];
@@ -326,6 +329,9 @@ bool Peer::TickSetup(uint64_t now) {
   auto g = GuestPort::Attach(guest_config_);
   if (!g.ok()) {
     guest_attach_error_ = g.status().ToString();
+    if (g.status().code() == absl::StatusCode::kInvalidArgument) {
+      return Fail(guest_attach_error_);  // a configuration that cannot work: do not retry
+    }
     std::fprintf(stderr, "simnic_peer: guest attach failed (retrying): %s\n",
                  guest_attach_error_.c_str());
     next_guest_try_ = now + static_cast<uint64_t>(10 * kGuestRetryS * hz_);
@@ -425,6 +431,7 @@ void Peer::Fill(PeerReport* r) const {
   r->flows = options_.flows;
   r->stream = options_.stream;
   r->rate_pps = options_.rate_pps;
+  r->verify = options_.verify.ToString();
   r->phase = PhaseName();
   r->completed = exit_code_ == 0 && drain_end_ != 0;
   r->error = error_;
@@ -454,6 +461,8 @@ void Peer::Fill(PeerReport* r) const {
   if (guest_ != nullptr) {
     GuestPart& g = r->guest;
     g.devargs = guest_->devargs();
+    g.rx_path = guest_->rx_path();
+    g.tx_path = guest_->tx_path();
     g.data_room = guest_->data_room();
     g.link_up = guest_->link_up();
     g.counters = guest_->counters();

@@ -135,6 +135,7 @@ class Peer {
   std::vector<uint8_t> staging_;  // kBurst frames of frame_cap_ bytes, 64-byte aligned
   uint32_t frame_cap_ = 0;
   uint8_t* bufs_[kBurst] = {};
+  uint64_t images_[kBurst] = {};  // which frame each buffer holds (Generator::Next)
   uint32_t lens_[kBurst] = {};
   Frame frames_[kBurst] = {};
 

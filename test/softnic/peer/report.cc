@@ -63,6 +63,8 @@ QueueTotals Sum(const simnic::QueueCounters* q) {
 void AddGuest(JsonObject& o, const GuestPart& g) {
   o.Add("guest_present", g.present);
   o.Add("guest_devargs", g.devargs);
+  o.Add("guest_rx_path", g.rx_path);
+  o.Add("guest_tx_path", g.tx_path);
   o.Add("guest_data_room", uint64_t{g.data_room});
   o.Add("guest_link_up", g.link_up);
   o.Add("guest_rx", g.counters.rx);
@@ -125,6 +127,7 @@ std::string ReportJson(const PeerReport& r) {
   root.Add("flows", uint64_t{r.flows});
   root.Add("stream", uint64_t{r.stream});
   root.Add("rate_pps", r.rate_pps);
+  root.Add("verify", r.verify);
   root.Add("final", r.final);
   root.Add("status_writes", r.status_writes);
   root.Add("phase", r.phase);
@@ -140,6 +143,7 @@ std::string ReportJson(const PeerReport& r) {
   root.Add("duplicates", t.duplicates);
   root.Add("foreign", t.foreign);
   root.Add("too_late", t.too_late);
+  root.Add("payload_checked", t.payload_checked);
   root.Add("gap_events", t.gap_events);
   root.Add("in_order", t.reordered == 0);
   root.Add("tx_mpps", r.tx_mpps());
@@ -223,10 +227,10 @@ std::string ReportJson(const PeerReport& r) {
 
 std::string ReportText(const PeerReport& r) {
   const Summary& t = r.traffic;
-  std::string out =
-      absl::StrFormat("simnic_peer: %s, %s B, %u flows, rate %s: %s\n", r.mode, r.size, r.flows,
-                      r.rate_pps > 0 ? absl::StrFormat("%.0f pps", r.rate_pps) : "unpaced",
-                      r.completed ? "completed" : absl::StrCat("NOT completed: ", r.error));
+  std::string out = absl::StrFormat(
+      "simnic_peer: %s, %s B, %u flows, rate %s, verify %s: %s\n", r.mode, r.size, r.flows,
+      r.rate_pps > 0 ? absl::StrFormat("%.0f pps", r.rate_pps) : "unpaced", r.verify,
+      r.completed ? "completed" : absl::StrCat("NOT completed: ", r.error));
   absl::StrAppendFormat(&out,
                         "  measured %.3f s: sent %u (%.3f Mpps, %.3f Gbps), received %u (%.3f "
                         "Mpps, %.3f Gbps)\n",
@@ -242,11 +246,11 @@ std::string ReportText(const PeerReport& r) {
   if (r.guest.present) {
     const GuestPart& g = r.guest;
     absl::StrAppendFormat(&out,
-                          "  guest: rx %u tx %u drops %u (imissed %u, rx_nombuf %u); canaries: "
-                          "%u buffers checked, %u pool objects at exit, %u violations\n",
-                          g.counters.rx, g.counters.tx, g.counters.drops, g.eth.imissed,
-                          g.eth.rx_nombuf, g.canaries.checked, g.canaries.pool_checked,
-                          g.canaries.violations);
+                          "  guest (%s Rx path): rx %u tx %u drops %u (imissed %u, rx_nombuf %u); "
+                          "canaries: %u buffers checked, %u pool objects at exit, %u violations\n",
+                          g.rx_path.empty() ? "unknown" : g.rx_path, g.counters.rx, g.counters.tx,
+                          g.counters.drops, g.eth.imissed, g.eth.rx_nombuf, g.canaries.checked,
+                          g.canaries.pool_checked, g.canaries.violations);
   }
   absl::StrAppendFormat(&out,
                         "  warm-up: %u sent, %u back (first after %.3f s); cpu share %.1f%% of "

@@ -29,6 +29,7 @@ CpuTimes ReadCpuTimes();
 struct GuestPart {
   bool present = false;  // attached at some point
   std::string devargs;
+  std::string rx_path, tx_path;  // the PMD's burst functions (GuestPort::rx_path)
   uint32_t data_room = 0;
   bool link_up = false;
   GuestCounters counters;  // whole run
@@ -43,6 +44,7 @@ struct PeerReport {
   uint32_t flows = 0;
   uint32_t stream = 0;
   double rate_pps = 0;
+  std::string verify;  // the checker's VerifyMode
 
   bool final = true;           // false: a status snapshot while running
   uint64_t status_writes = 0;  // status snapshots written before this one

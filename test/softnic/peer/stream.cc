@@ -41,18 +41,21 @@ FrameClass ClassifyFrame(const uint8_t* frame, uint32_t len) {
   return c;
 }
 
-StreamChecker::StreamChecker(absl::Span<const StreamExpect> streams, const uint8_t own_mac[6]) {
+StreamChecker::StreamChecker(absl::Span<const StreamExpect> streams, const uint8_t own_mac[6],
+                             VerifyMode verify) {
   uint32_t max_flows = 1;
   for (const StreamExpect& e : streams) {
     CheckerOptions co;
     co.num_flows = e.flows;
     co.flows = StreamFlows(e.stream, e.flows, own_mac);
+    co.verify = verify;
     streams_.push_back({e.stream, std::make_unique<Checker>(std::move(co))});
     by_stream_[e.stream & 0xff] = streams_.back().checker.get();
     max_flows = std::max(max_flows, e.flows);
   }
   CheckerOptions wo;
   wo.num_flows = max_flows;  // no table: integrity only (any stream's warm-up)
+  wo.verify = verify;
   warmup_ = std::make_unique<Checker>(std::move(wo));
 }
 

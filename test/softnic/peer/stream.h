@@ -50,7 +50,8 @@ struct StreamExpect {
 // anything else is counted as unexpected. No allocation in Check().
 class StreamChecker {
  public:
-  StreamChecker(absl::Span<const StreamExpect> streams, const uint8_t own_mac[6]);
+  StreamChecker(absl::Span<const StreamExpect> streams, const uint8_t own_mac[6],
+                VerifyMode verify = {});
 
   void Check(const uint8_t* frame, uint32_t len, uint64_t now);
 

@@ -1,6 +1,7 @@
 #include "test/softnic/traffic/generator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -60,6 +61,9 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(GeneratorConfig con
     }
   }
   auto g = std::unique_ptr<Generator>(new Generator(std::move(config)));
+  static std::atomic<uint32_t> next_id{1};
+  g->image_base_ = uint64_t{next_id.fetch_add(1)} << 32;
+  g->num_flows_ = static_cast<uint32_t>(nflows);
   g->num_sizes_ = static_cast<uint32_t>(sizes.size());
   for (int i = 0; i < kSlots; ++i) g->slot_size_[i] = g->num_sizes_ == 1 ? 0 : kImixSlots[i];
   g->templates_.resize(nflows * sizes.size());
@@ -99,6 +103,8 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(GeneratorConfig con
       t.pattern_len = t.frame_len - t.header_len - kTestHeaderLen;
       FillPattern(pattern.data(), static_cast<uint32_t>(fi), t.pattern_len);
       t.pattern_crc = Crc32c(pattern.data(), t.pattern_len);
+      t.magic_flow = kTestMagic | static_cast<uint32_t>(fi) << 16;
+      t.payload_len = static_cast<uint16_t>(kTestHeaderLen + t.pattern_len);
       g->max_length_ = std::max(g->max_length_, t.frame_len);
     }
   }
@@ -109,36 +115,36 @@ absl::StatusOr<std::unique_ptr<Generator>> Generator::Create(GeneratorConfig con
   return g;
 }
 
-const Generator::Template& Generator::NextTemplate(uint32_t* flow) const {
-  *flow = flow_;
-  uint32_t slot = (flow_ + round_) % kSlots;
-  return templates_[size_t{flow_} * num_sizes_ + slot_size_[slot]];
-}
+uint32_t Generator::next_length() const { return templates_[NextTemplate()].frame_len; }
 
-uint32_t Generator::next_length() const {
-  uint32_t flow;
-  return NextTemplate(&flow).frame_len;
-}
-
-uint32_t Generator::Next(uint8_t* buf, uint32_t cap, uint64_t tsc) {
-  uint32_t flow;
-  const Template& t = NextTemplate(&flow);
-  if (cap < t.frame_len) return 0;
+void Generator::WriteImage(uint8_t* buf, const Template& t, uint32_t flow) {
   memcpy(buf, t.headers, t.header_len);
   uint8_t* th = buf + t.header_len;
-  TestHeader h;
-  h.magic = kTestMagic;
-  h.flow = static_cast<uint16_t>(flow);
-  h.seq = static_cast<uint32_t>(sent_per_flow_[flow]++);
-  h.timestamp = static_cast<uint32_t>(tsc >> kTimestampShift);
-  h.payload_len = static_cast<uint16_t>(kTestHeaderLen + t.pattern_len);
-  h.check = 0;
-  StoreTestHeader(th, h);
-  h.check = Crc32c(th, 14) ^ t.pattern_crc;
-  memcpy(th + 14, &h.check, 4);
+  memcpy(th, &t.magic_flow, 4);
+  memcpy(th + 12, &t.payload_len, 2);
   FillPattern(th + kTestHeaderLen, flow, t.pattern_len);
+}
+
+uint32_t Generator::Next(uint8_t* buf, uint32_t cap, uint64_t tsc, uint64_t* image) {
+  const uint32_t flow = flow_;
+  const uint32_t ti = NextTemplate();
+  const Template& t = templates_[ti];
+  if (cap < t.frame_len) return 0;
+  const uint64_t tag = image_base_ | (ti + 1);
+  if (image == nullptr || *image != tag) {
+    WriteImage(buf, t, flow);
+    if (image != nullptr) *image = tag;
+  }
+  // The per-frame fields: test header bytes 4..11 and 14..17.
+  uint8_t* th = buf + t.header_len;
+  const uint64_t seq = static_cast<uint32_t>(sent_per_flow_[flow]++);
+  const uint32_t ts = static_cast<uint32_t>(tsc >> kTimestampShift);
+  const uint32_t check = TestHeaderCrc(t.magic_flow | seq << 32, ts, t.payload_len) ^ t.pattern_crc;
+  const uint64_t seq_ts = seq | uint64_t{ts} << 32;
+  memcpy(th + 4, &seq_ts, 8);
+  memcpy(th + 14, &check, 4);
   ++sent_;
-  if (++flow_ == config_.flows.size()) {
+  if (++flow_ == num_flows_) {
     flow_ = 0;
     if (++round_ == kSlots) round_ = 0;
   }
@@ -146,10 +152,11 @@ uint32_t Generator::Next(uint8_t* buf, uint32_t cap, uint64_t tsc) {
 }
 
 size_t Generator::NextBurst(absl::Span<uint8_t* const> bufs, uint32_t cap,
-                            absl::Span<uint32_t> lens, uint64_t tsc) {
-  size_t n = std::min(bufs.size(), lens.size());
+                            absl::Span<uint32_t> lens, uint64_t tsc, absl::Span<uint64_t> images) {
+  const size_t n = std::min(bufs.size(), lens.size());
+  uint64_t* tags = images.size() >= n ? images.data() : nullptr;
   for (size_t i = 0; i < n; ++i) {
-    lens[i] = Next(bufs[i], cap, tsc);
+    lens[i] = Next(bufs[i], cap, tsc, tags != nullptr ? tags + i : nullptr);
     if (lens[i] == 0) return i;
   }
   return n;

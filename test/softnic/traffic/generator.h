@@ -3,9 +3,13 @@
 //
 // Fast by construction: every (flow, size) has a prebuilt header template
 // and a precomputed pattern CRC, so a frame costs a copy of the headers,
-// 18 bytes of test header with a 14-byte CRC, and the pattern fill (a copy
-// with an xor). Frames go straight into caller-provided buffers, which may
-// be the device's DMA source or destination. No allocation after Create.
+// 18 bytes of test header with a 14-byte CRC (three instructions), and the
+// pattern fill (a copy with an xor). Into a buffer that already holds the
+// same (flow, size) from an earlier call (the caller keeps an image tag per
+// buffer), only the per-frame fields are written: sequence number,
+// timestamp and check, 12 bytes. Frames go straight into caller-provided
+// buffers, which may be the device's DMA source or destination. No
+// allocation after Create.
 #ifndef IOVTEE_TEST_SOFTNIC_TRAFFIC_GENERATOR_H_
 #define IOVTEE_TEST_SOFTNIC_TRAFFIC_GENERATOR_H_
 
@@ -65,12 +69,22 @@ class Generator {
   // 0 when it does not fit in `cap` bytes (nothing is consumed then). Flows
   // take turns; in IMIX mode each flow cycles through the 12-frame size
   // pattern, so any 12 * num_flows consecutive frames have the exact mix.
-  uint32_t Next(uint8_t* buf, uint32_t cap, uint64_t tsc);
+  uint32_t Next(uint8_t* buf, uint32_t cap, uint64_t tsc) { return Next(buf, cap, tsc, nullptr); }
+
+  // Next() into a buffer the caller keeps from call to call (a staging
+  // buffer), with its image tag `*image`: which frame image the buffer holds
+  // (0: unknown; tags are unique across generators). When the buffer holds
+  // this frame's (flow, size) already, only the sequence number, timestamp
+  // and check are written; otherwise the whole frame, and `*image` is
+  // updated. Whoever else writes to the buffer must reset its tag to 0.
+  // `image` may be null (the whole frame, always).
+  uint32_t Next(uint8_t* buf, uint32_t cap, uint64_t tsc, uint64_t* image);
 
   // Next() into bufs[i] (each `cap` bytes) until one does not fit; lens[i]
-  // gets each length. Returns the number written.
+  // gets each length. Returns the number written. `images`, when not empty,
+  // holds the image tag of each buffer (as above).
   size_t NextBurst(absl::Span<uint8_t* const> bufs, uint32_t cap, absl::Span<uint32_t> lens,
-                   uint64_t tsc);
+                   uint64_t tsc, absl::Span<uint64_t> images = {});
 
   // Pacing: how many frames may go out at `tsc` (at most `max`) to hold
   // rate_pps, counting them as taken. A caller that falls behind catches up
@@ -90,13 +104,23 @@ class Generator {
     uint32_t frame_len;
     uint32_t pattern_len;
     uint32_t pattern_crc;
+    uint32_t magic_flow;   // test header bytes 0..3 (little-endian)
+    uint16_t payload_len;  // test header bytes 12..13
   };
   static constexpr int kSlots = 12;
 
   explicit Generator(GeneratorConfig config) : config_(std::move(config)) {}
-  const Template& NextTemplate(uint32_t* flow) const;
+  // Index of the next frame's template (flow_ * num_sizes_ + size).
+  uint32_t NextTemplate() const {
+    if (num_sizes_ == 1) return flow_;
+    return flow_ * num_sizes_ + slot_size_[(flow_ + round_) % kSlots];
+  }
+  // Everything of template `t`'s frame but sequence number, timestamp, check.
+  static void WriteImage(uint8_t* buf, const Template& t, uint32_t flow);
 
   GeneratorConfig config_;
+  uint64_t image_base_ = 0;  // this generator's image tags: base | (template + 1)
+  uint32_t num_flows_ = 1;
   uint32_t num_sizes_ = 1;
   uint8_t slot_size_[kSlots] = {};   // IMIX: which size each slot of 12 uses
   std::vector<Template> templates_;  // [flow * num_sizes_ + size]

@@ -39,11 +39,4 @@ void FillPattern(uint8_t* dst, uint32_t flow, uint32_t len) {
   }
 }
 
-uint16_t Ipv4HeaderChecksum(const uint8_t* ip) {
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
-}
-
 }  // namespace iovtee::softnic

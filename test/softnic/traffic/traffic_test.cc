@@ -48,6 +48,31 @@ TEST(Crc32cTest, KnownVectorsAndEveryLengthPath) {
   }
 }
 
+// RFC 791's definition, byte by byte.
+uint16_t ReferenceIpv4Checksum(const uint8_t* ip) {
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += static_cast<uint32_t>(ip[i] << 8 | ip[i + 1]);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+TEST(TestFrameTest, WordWiseHelpersMatchTheirDefinitions) {
+  std::mt19937 rng(11);
+  uint8_t b[24];
+  for (int round = 0; round < 20000; ++round) {
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    if (round % 4 == 0) memset(b, 0xff, 20);  // largest sums
+    if (round % 4 == 1) memset(b, 0, 20);
+    EXPECT_EQ(Ipv4HeaderChecksum(b), ReferenceIpv4Checksum(b)) << round;
+    EXPECT_EQ(TestHeaderCrc(b), BitwiseCrc32c(b, 14)) << round;
+    // With the checksum stored, the header checks.
+    const uint16_t c = ReferenceIpv4Checksum((b[10] = 0, b[11] = 0, b));
+    b[10] = static_cast<uint8_t>(c >> 8);
+    b[11] = static_cast<uint8_t>(c);
+    EXPECT_EQ(Ipv4HeaderChecksum(b), 0) << round;
+  }
+}
+
 TEST(LatencyHistogramTest, BucketsAndPercentiles) {
   for (uint64_t v : {0ull, 1ull, 31ull, 32ull, 33ull, 1000ull, 123456789ull, ~0ull}) {
     int b = LatencyHistogram::Bucket(v);
@@ -180,6 +205,53 @@ TEST(GeneratorTest, ImixMixIsExactPerFlowAndOverall) {
   }
 }
 
+// Frames written into staging buffers that keep their image tags are
+// byte-for-byte the frames written whole, whatever held the buffer before:
+// frames of other flows and sizes, another generator's, foreign bytes.
+TEST(GeneratorTest, ImageTagsWriteOnlyThePerFrameFields) {
+  GeneratorConfig c;
+  c.flows = MakeFlows(5);
+  c.flows[2].vlan_tci = 0x0042;
+  c.size_mode = SizeMode::kImix;
+  auto staged = MakeGenerator(c), whole = MakeGenerator(c);
+  GeneratorConfig w = c;
+  w.flows = MakeFlows(3, FlowSpec{.src_ip = 0xc0a80001});
+  w.size_mode = SizeMode::kFixed;
+  w.frame_size = 570;
+  auto other = MakeGenerator(w);
+  const uint32_t cap = staged->max_length();
+  std::vector<Bytes> bufs(8, Bytes(cap, 0xee));
+  uint8_t* ptrs[8];
+  for (int i = 0; i < 8; ++i) ptrs[i] = bufs[i].data();
+  uint64_t tags[8] = {};
+  uint32_t lens[8];
+  std::mt19937 rng(5);
+  Bytes expect(cap);
+  for (int round = 0; round < 500; ++round) {
+    const size_t n = 1 + rng() % 8;
+    const uint64_t tsc = rng();
+    if (round % 7 == 3) {
+      // The other generator takes the same buffers (a warm-up stream).
+      ASSERT_EQ(other->NextBurst(absl::MakeConstSpan(ptrs, n), cap, absl::MakeSpan(lens, n), tsc,
+                                 absl::MakeSpan(tags, n)),
+                n);
+      continue;
+    }
+    if (round % 11 == 5) {
+      bufs[0][rng() % cap] ^= 0x10;  // someone else wrote: the tag says so
+      tags[0] = 0;
+    }
+    ASSERT_EQ(staged->NextBurst(absl::MakeConstSpan(ptrs, n), cap, absl::MakeSpan(lens, n), tsc,
+                                absl::MakeSpan(tags, n)),
+              n);
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(whole->Next(expect.data(), cap, tsc), lens[i]);
+      ASSERT_EQ(memcmp(bufs[i].data(), expect.data(), lens[i]), 0) << round << " " << i;
+    }
+  }
+  EXPECT_EQ(staged->sent(), whole->sent());
+}
+
 TEST(GeneratorTest, PacingHoldsTheRate) {
   GeneratorConfig c;
   c.rate_pps = 1e6;
@@ -256,7 +328,9 @@ TEST_F(CheckerTest, OneChangedByteAnywhereIsCaught) {
   c.flows[1].vlan_tci = 0x0123;
   c.frame_size = 128;
   Init(c);
-  for (int f = 0; f < 3; ++f) {
+  // Each flow twice: its first frame (every check runs), then another once
+  // the checker knows the flow's shape (the headers are compared).
+  for (int f = 0; f < 6; ++f) {
     Bytes good = NextFrame(*gen_, ReadTsc());
     for (size_t i = 0; i < good.size(); ++i) {
       for (uint8_t flip : {0x01, 0x80, 0xff}) {
@@ -274,7 +348,7 @@ TEST_F(CheckerTest, OneChangedByteAnywhereIsCaught) {
               Verdict::kOk);
   }
   Summary s = checker_->Summarize(gen_->sent_per_flow());
-  EXPECT_EQ(s.received, 3u);
+  EXPECT_EQ(s.received, 6u);
   EXPECT_GT(s.corrupted, 0u);
   EXPECT_EQ(s.lost, 0u);
 }
@@ -417,6 +491,79 @@ TEST_F(CheckerTest, LatencyIsNowMinusTimestamp) {
   EXPECT_NEAR(static_cast<double>(h.Percentile(50)), 16000 + 49 * 160, 24000 / 16);
   Summary s = checker_->Summarize();
   EXPECT_NEAR(s.latency.min_ns, 16000 * 1e9 / TscHz(), 100);
+}
+
+TEST(VerifyModeTest, ParsesAndPrints) {
+  for (const char* text : {"all", "headers", "sample:8", "sample:1000"}) {
+    auto m = VerifyMode::Parse(text);
+    ASSERT_TRUE(m.ok()) << text;
+    EXPECT_EQ(m->ToString(), text);
+  }
+  EXPECT_EQ(VerifyMode::Parse("sample:1")->ToString(), "all");
+  for (const char* text : {"", "some", "sample:", "sample:0", "sample:-1", "sample:x", "All"}) {
+    EXPECT_FALSE(VerifyMode::Parse(text).ok()) << text;
+  }
+}
+
+// Without the payload every frame's headers and test header are still
+// checked and every frame counted; only payload damage goes unseen, in the
+// frames whose payload is not read.
+TEST_F(CheckerTest, HeadersAndSampledModesCheckAllButUnreadPayloads) {
+  for (const char* mode : {"headers", "sample:5"}) {
+    SCOPED_TRACE(mode);
+    const VerifyMode verify = *VerifyMode::Parse(mode);
+    auto init = [&](GeneratorConfig c) {
+      Init(c);
+      CheckerOptions o;
+      o.num_flows = static_cast<uint32_t>(flows_.size());
+      o.flows = flows_;
+      o.verify = verify;
+      checker_ = std::make_unique<Checker>(o);
+    };
+    // Damage in the headers or the test header: always caught.
+    GeneratorConfig c;
+    c.flows = MakeFlows(3);
+    c.flows[1].vlan_tci = 0x0123;
+    c.size_mode = SizeMode::kImix;
+    init(c);
+    for (int i = 0; i < 36; ++i) {
+      Bytes good = NextFrame(*gen_, ReadTsc());
+      const size_t l2 = good[12] == 0x81 ? 18 : 14;  // flow 1 is tagged
+      for (size_t at : {size_t{3}, size_t{9}, l2 + 8, l2 + 16, l2 + 22, l2 + 28 + 3, l2 + 28 + 5,
+                        l2 + 28 + 9, l2 + 28 + 13, l2 + 28 + 16}) {
+        Bytes bad = good;
+        bad[at] ^= 0x04;
+        Verdict v = checker_->Check(bad.data(), static_cast<uint32_t>(bad.size()), ReadTsc());
+        EXPECT_TRUE(v == Verdict::kCorrupted || v == Verdict::kForeign) << i << " byte " << at;
+      }
+      ASSERT_EQ(checker_->Check(good.data(), static_cast<uint32_t>(good.size()), ReadTsc()),
+                Verdict::kOk);
+    }
+    Summary s = checker_->Summarize(gen_->sent_per_flow());
+    EXPECT_TRUE(s.Clean() || (s.corrupted + s.foreign > 0 && s.lost == 0 && s.received == 36))
+        << s.ToString();
+    EXPECT_EQ(s.received, 36u);
+
+    // Damage in the payload: caught in exactly the frames whose payload is
+    // read (the first, then every fifth; never with headers).
+    c.size_mode = SizeMode::kFixed;
+    c.frame_size = 570;
+    init(c);
+    uint64_t caught = 0;
+    for (int i = 0; i < 60; ++i) {
+      Bytes bad = NextFrame(*gen_, ReadTsc());
+      bad[bad.size() - 1 - i] ^= 0x04;
+      const bool read = verify.payload_every != 0 && i % 5 == 0;
+      EXPECT_EQ(checker_->Check(bad.data(), static_cast<uint32_t>(bad.size()), ReadTsc()),
+                read ? Verdict::kCorrupted : Verdict::kOk)
+          << i;
+      caught += read;
+    }
+    s = checker_->Summarize(gen_->sent_per_flow());
+    EXPECT_EQ(s.payload_checked, caught);
+    EXPECT_EQ(s.corrupted, caught);
+    EXPECT_EQ(s.received, 60 - caught);
+  }
 }
 
 TEST_F(CheckerTest, ForeignFramesAreCountedApart) {
