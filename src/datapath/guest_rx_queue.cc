@@ -59,6 +59,22 @@ class ChainWriter {
   uint32_t written_[kMaxMergeBuffers] = {};
 };
 
+// Whether `len` (10 or 12) bytes at p equal h's first bytes.
+inline bool SameBytes(const uint8_t* p, const VirtioNetHdr* h, uint16_t len) {
+  const auto* q = reinterpret_cast<const uint8_t*>(h);
+  uint64_t a, b;
+  std::memcpy(&a, p, 8);
+  std::memcpy(&b, q, 8);
+  if (a != b) return false;
+  if (len == 12) {
+    uint32_t c, d;
+    std::memcpy(&c, p + 8, 4);
+    std::memcpy(&d, q + 8, 4);
+    return c == d;
+  }
+  return std::memcmp(p + 8, q + 8, len - 8) == 0;
+}
+
 }  // namespace
 
 const char* CopyReasonName(CopyReason r) {
@@ -313,7 +329,12 @@ uint16_t GuestRxQueue::Enqueue(rte_mbuf* const* pkts, uint16_t n, virtio::QueueC
         // expects the frame right after the header.
         if (data != start) std::memmove(start, data, m->data_len);
         hdr.num_buffers = 1;
-        std::memcpy(g->addr, &hdr, hdr_len_);
+        // The header usually holds these bytes already, from the buffer's
+        // previous frame (neither the NIC nor the guest writes there): then
+        // leave the line alone, the guest's core may hold it, and a store
+        // would pull it over. A guest that changes its own header between
+        // this read and the used entry only confuses itself.
+        if (!SameBytes(g->addr, &hdr, hdr_len_)) std::memcpy(g->addr, &hdr, hdr_len_);
         used_.push_back(UsedBuffer{g->id, static_cast<uint32_t>(hdr_len_ + m->data_len)});
         zc_bytes += m->data_len;
         ++zc;

@@ -20,12 +20,6 @@ const rte_mbuf_dynfield kIndexField = {"iovtee_pool_index", sizeof(uint32_t), al
 
 MappedPool* Self(const rte_mempool* mp) { return static_cast<MappedPool*>(mp->pool_config); }
 
-uint32_t RingSizeFor(uint32_t n) {
-  uint32_t size = 1;
-  while (size < n + 1) size <<= 1;
-  return size;
-}
-
 }  // namespace
 
 // The ops table is registered at load time; the pool object travels in
@@ -186,26 +180,17 @@ uint32_t MappedPool::IndexByAddress(const rte_mbuf* m) const {
 
 int MappedPool::OpAlloc(rte_mempool* mp) {
   MappedPool* self = Self(mp);
-  const uint32_t size = RingSizeFor(mp->size);
-  const ssize_t bytes = rte_ring_get_memsize(size);
-  if (bytes < 0) return static_cast<int>(bytes);
-  self->ring_mem_ =
-      std::aligned_alloc(RTE_CACHE_LINE_SIZE, RTE_ALIGN(2 * bytes, RTE_CACHE_LINE_SIZE));
-  if (self->ring_mem_ == nullptr) return -ENOMEM;
-  self->host_ring_ = static_cast<rte_ring*>(self->ring_mem_);
-  self->parked_ring_ = reinterpret_cast<rte_ring*>(static_cast<uint8_t*>(self->ring_mem_) + bytes);
-  // Multi-producer/consumer: mbufs are freed on any lcore.
-  int rc = rte_ring_init(self->host_ring_, "iovtee_host", size, 0);
-  if (rc == 0) rc = rte_ring_init(self->parked_ring_, "iovtee_parked", size, 0);
+  // Each stack can hold every mbuf of the pool, so no push ever fails.
+  self->host_ = std::make_unique<ObjStack>(mp->size);
+  self->parked_ = std::make_unique<ObjStack>(mp->size);
   mp->pool_data = self;
-  return rc;
+  return 0;
 }
 
 void MappedPool::OpFree(rte_mempool* mp) {
   MappedPool* self = Self(mp);
-  std::free(self->ring_mem_);
-  self->ring_mem_ = nullptr;
-  self->host_ring_ = self->parked_ring_ = nullptr;
+  self->host_.reset();
+  self->parked_.reset();
 }
 
 int MappedPool::OpEnqueue(rte_mempool* mp, void* const* objs, unsigned n) {
@@ -218,7 +203,7 @@ int MappedPool::OpDequeue(rte_mempool* mp, void** objs, unsigned n) {
 
 unsigned MappedPool::OpGetCount(const rte_mempool* mp) {
   const MappedPool* self = Self(mp);
-  return rte_ring_count(self->host_ring_) + rte_ring_count(self->parked_ring_);
+  return self->host_->Count() + self->parked_->Count();
 }
 
 void MappedPool::PointAtGuest(rte_mbuf* m, Entry& e) {
@@ -242,7 +227,7 @@ void MappedPool::PointAtHost(rte_mbuf* m, Entry& e) {
 
 int MappedPool::Enqueue(void* const* objs, unsigned n) {
   if (!initialised_) {  // populate: raw objects, all host
-    return rte_ring_enqueue_bulk(host_ring_, objs, n, nullptr) == n ? 0 : -ENOBUFS;
+    return host_->Push(objs, n) ? 0 : -ENOBUFS;
   }
   void* host[kBatch];
   void* parked[kBatch];
@@ -267,9 +252,9 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
       PointAtHost(m, e);
       host[nh++] = m;
     }
-    // Both rings hold every mbuf of the pool, so neither can be full.
-    if (nh) rte_ring_enqueue_bulk(host_ring_, host, nh, nullptr);
-    if (np) rte_ring_enqueue_bulk(parked_ring_, parked, np, nullptr);
+    // Both stacks hold every mbuf of the pool, so neither can be full.
+    if (nh) host_->Push(host, nh);
+    if (np) parked_->Push(parked, np);
     objs += chunk;
     n -= chunk;
   }
@@ -282,20 +267,19 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
 int MappedPool::Dequeue(void** objs, unsigned n) {
   if (refilling_ != this) {
     // Not the NIC: host buffers only.
-    if (rte_ring_dequeue_bulk(host_ring_, objs, n, nullptr) != n) return -ENOBUFS;
+    if (!host_->PopBulk(objs, n)) return -ENOBUFS;
     counters_.host_posted.fetch_add(n, std::memory_order_relaxed);
     return 0;
   }
   // Parked guest buffers first: they are already attached.
   // (None once lending is off: they wait for the copy path or the teardown.)
-  const unsigned parked = lending_disabled_.load(std::memory_order_relaxed)
-                              ? 0
-                              : rte_ring_dequeue_burst(parked_ring_, objs, n, nullptr);
+  const unsigned parked =
+      lending_disabled_.load(std::memory_order_relaxed) ? 0 : parked_->PopBurst(objs, n);
   unsigned guest_from_parked = parked;
   const unsigned need = n - parked;
-  if (need > 0 && rte_ring_dequeue_bulk(host_ring_, objs + parked, need, nullptr) != need) {
+  if (need > 0 && !host_->PopBulk(objs + parked, need)) {
     // All-or-nothing: give the parked ones back untouched.
-    rte_ring_enqueue_bulk(parked_ring_, objs, parked, nullptr);
+    parked_->Push(objs, parked);
     return -ENOBUFS;
   }
   const uint16_t gen = generation_.load(std::memory_order_relaxed);
@@ -387,8 +371,8 @@ void MappedPool::FreeDelivered(rte_mbuf* const* ms, const GuestBuffer* const* gs
   for (unsigned i = 0; i < n; ++i) PointAtHost(ms[i], *EntryOf(gs[i]));
   resident_.fetch_sub(n, std::memory_order_relaxed);
   counters_.guest_delivered.fetch_add(n, std::memory_order_relaxed);
-  // The ring holds every mbuf of the pool: it cannot be full.
-  rte_ring_enqueue_bulk(host_ring_, reinterpret_cast<void* const*>(ms), n, nullptr);
+  // The stack holds every mbuf of the pool: it cannot be full.
+  host_->Push(reinterpret_cast<void* const*>(ms), n);
 }
 
 uint16_t MappedPool::TakeParked(GuestBuffer* out, uint16_t n) {
@@ -397,14 +381,14 @@ uint16_t MappedPool::TakeParked(GuestBuffer* out, uint16_t n) {
   while (total < n) {
     const unsigned left = static_cast<unsigned>(n - total);
     const unsigned want = left < kBatch ? left : kBatch;
-    const unsigned got = rte_ring_dequeue_burst(parked_ring_, objs, want, nullptr);
+    const unsigned got = parked_->PopBurst(objs, want);
     for (unsigned i = 0; i < got; ++i) {
       rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
       Entry& e = table_[Index(m)];
       out[total + i] = e.buffer;
       PointAtHost(m, e);
     }
-    if (got) rte_ring_enqueue_bulk(host_ring_, objs, got, nullptr);
+    if (got) host_->Push(objs, got);
     resident_.fetch_sub(got, std::memory_order_relaxed);
     total += got;
     if (got < want) break;
@@ -424,8 +408,8 @@ MappedPoolStats MappedPool::stats() const {
   s.nic_wrote_outside = counters_.nic_wrote_outside.load(std::memory_order_relaxed);
   s.lending_disabled = lending_disabled_.load(std::memory_order_relaxed);
   s.guest_resident = resident_.load(std::memory_order_relaxed);
-  s.guest_parked = rte_ring_count(parked_ring_);
-  s.host_free = rte_ring_count(host_ring_);
+  s.guest_parked = parked_->Count();
+  s.host_free = host_->Count();
   return s;
 }
 

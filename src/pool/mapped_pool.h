@@ -27,9 +27,9 @@
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
-#include <rte_ring.h>
 
 #include "absl/status/statusor.h"
+#include "src/pool/obj_stack.h"
 
 namespace iovtee {
 
@@ -237,9 +237,8 @@ class MappedPool {
   };
   std::vector<Chunk> chunks_;
   uintptr_t stride_ = 0;
-  rte_ring* host_ring_ = nullptr;    // mbufs with host buffers, free
-  rte_ring* parked_ring_ = nullptr;  // mbufs holding guest buffers, free
-  void* ring_mem_ = nullptr;
+  std::unique_ptr<ObjStack> host_;    // mbufs with host buffers, free
+  std::unique_ptr<ObjStack> parked_;  // mbufs holding guest buffers, free
 
   std::atomic<GuestBufferSource*> source_{nullptr};
   std::atomic<uint16_t> generation_{0};
