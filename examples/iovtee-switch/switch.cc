@@ -96,11 +96,6 @@ uint64_t PortCounters::tx_dropped() const {
   return s;
 }
 
-void PausePoint::Pause() {
-  paused_.store(true, std::memory_order_seq_cst);
-  while (inside_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
-}
-
 Switch::Switch(SwitchOptions options)
     : options_(std::move(options)),
       macs_(options_.mac_table_size, rte_get_tsc_hz() * options_.mac_aging_s),

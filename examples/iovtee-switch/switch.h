@@ -26,6 +26,7 @@
 #include "examples/iovtee-switch/perf.h"
 #include "examples/iovtee-switch/vlan.h"
 #include "iovtee/mapping.h"
+#include "iovtee/pause_point.h"
 
 namespace iovtee::sw {
 
@@ -57,27 +58,6 @@ struct PortCounters {
   Counter unshared;                  // frames copied out of a guest buffer on their way here
   uint64_t rx_dropped() const;
   uint64_t tx_dropped() const;
-};
-
-// A pause point between the forwarding loop and a control thread (vhost
-// callbacks): Pause() returns once no loop call is inside.
-class PausePoint {
- public:
-  bool Enter() {
-    inside_.fetch_add(1, std::memory_order_seq_cst);
-    if (paused_.load(std::memory_order_seq_cst)) {
-      inside_.fetch_sub(1, std::memory_order_seq_cst);
-      return false;
-    }
-    return true;
-  }
-  void Exit() { inside_.fetch_sub(1, std::memory_order_seq_cst); }
-  void Pause();
-  void Resume() { paused_.store(false, std::memory_order_seq_cst); }
-
- private:
-  std::atomic<int> inside_{0};
-  std::atomic<bool> paused_{false};
 };
 
 struct Port {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "iovtee/mapping.h"
+#include "iovtee/pause_point.h"
 #include "src/common/log.h"
 #include "src/datapath/guest_rx_queue.h"
 #include "src/guest/guest_memory.h"
@@ -29,32 +30,6 @@ namespace {
 
 constexpr uint64_t kVhostFLogAll = uint64_t{1} << 26;
 constexpr int kFAccessPlatform = 33;  // VIRTIO_F_ACCESS_PLATFORM
-
-// A pause point between a control thread and one polling thread: the poller
-// brackets each call with Enter/Exit; Pause waits until no call is inside.
-// Sequentially consistent on both sides (Dekker), so either the poller sees
-// the pause or the control thread sees the poller.
-class PausePoint {
- public:
-  bool Enter() {
-    inside_.fetch_add(1, std::memory_order_seq_cst);
-    if (paused_.load(std::memory_order_seq_cst)) {
-      inside_.fetch_sub(1, std::memory_order_seq_cst);
-      return false;
-    }
-    return true;
-  }
-  void Exit() { inside_.fetch_sub(1, std::memory_order_seq_cst); }
-  void Pause() {
-    paused_.store(true, std::memory_order_seq_cst);
-    while (inside_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
-  }
-  void Resume() { paused_.store(false, std::memory_order_seq_cst); }
-
- private:
-  std::atomic<int> inside_{0};
-  std::atomic<bool> paused_{false};
-};
 
 // NIC drivers known to write outside the buffer they are given.
 // net_pcap (DPDK 22.11, eth_pcap_rx_jumbo): a frame larger than one mbuf
