@@ -1,30 +1,50 @@
 #!/usr/bin/env python3
-"""The PVP benchmark: iovtee-switch with the mapping off (stock vhost path) and
-on, side by side, on the built-in soft NIC, in the same run.
+"""The PVP benchmark: a switch's stock vhost path against the mapping (iovtee)
+on the built-in soft NIC, side by side, in the same run, with the same tester.
 
   simnic_peer (core 0): generator -> soft NIC -> [switch] -> guest (DPDK
       virtio-user, macswap) -> [switch] -> soft NIC -> checker
-  iovtee-switch (core 1): phy0 <-> vhost0, stock or --map phy0:0=vhost0
 
-For every size, runs alternate stock, mapped, stock, mapped, ... (A B A B),
-`--rounds` times each, and the ratio mapped/stock is taken from the medians
-of the same run. Each run reports: Mpps and Gbps back at the tester, the
-switch's busy cycles per packet in each direction (its own per-burst TSC
-accounting), the CPU share each process got, loss, corruption, latency.
+--switch iovtee (default): iovtee-switch on core 1, phy0 <-> vhost0, modes
+  stock and mapped (--map phy0:0=vhost0).
+--switch ovs: Open vSwitch 3.1 (userspace datapath, the soft NIC's PMD loaded
+  with other_config:dpdk-extra "-d", flows dpdk0 <-> vhost0), its PMD thread
+  alone on core 1 (pmd-cpu-mask 0x2; dpdk-lcore-mask 0x1 and every other OVS
+  thread on core 0 with the tester); modes stock (the stock build of the same
+  source, //ovs-plugin:ovs_stock) and plugin (the plugin build,
+  //ovs-plugin:ovs, with options:iovtee-map-rxq0=vhost0 on dpdk0). Each run
+  has its own ovsdb-server, ovs-vswitchd, database, sockets and DPDK file
+  prefix in a temporary directory, stopped by PID and removed afterwards.
+  NIC ring 256 descriptors (as iovtee-switch's --rx-ring), guest ring 1024.
+
+For every size, runs alternate stock and the other mode (A B A B),
+`--rounds` times each, and the ratio is taken from the medians of the same
+run. Each run reports: Mpps and Gbps back at the tester, the switch's busy
+cycles per packet, the CPU share each process got, loss, corruption,
+latency. iovtee-switch gives its busy cycles per packet in each direction
+(its own per-burst TSC accounting); OVS gives one figure, the PMD thread's
+busy cycles per packet received over both directions (pmd-perf-show: each
+frame is received twice, from the NIC and from the guest, so a round trip
+costs twice that), and the switch CPU share is its PMD thread's.
 Before the throughput runs, one paced run per size and mode (well below
 saturation) must show zero loss and zero corruption.
 
 Writes DIR/pvp.csv, DIR/pvp.json, DIR/pvp.txt (the table) and DIR/pvp.png
 (gnuplot, when installed), and prints the table.
 
-  bench/pvp/pvp_bench.py [--sizes 64,128,256,512,1024,1514,9000,imix]
+  bench/pvp/pvp_bench.py [--switch iovtee|ovs]
+      [--sizes 64,128,256,512,1024,1514,9000,imix]
       [--rounds 3] [--seconds 5] [--check-rate 100000] [--out DIR]
+  Builds with Bazel (--config=opt) first, unless --no-build or, for OVS,
+  every one of --ovs-stock, --ovs-plugin, --libiovtee, --simnic-pmd and
+  --peer is given (what `bazel run --config=opt //ovs-plugin:pvp_ovs` does).
 """
 
 import argparse
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -50,16 +70,20 @@ def progress(msg):
         log(msg)
 
 
-def build(opt=True):
+def bazel_build(targets, opt):
+    """Builds `targets`; returns the bazel-bin directory of that configuration."""
     cfg = ["--config=opt"] if opt else []
-    targets = ["//examples/iovtee-switch", "//test/softnic/peer:simnic_peer"]
     r = subprocess.run(["bazel", "build"] + cfg + targets, cwd=TOP,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if r.returncode != 0:
         sys.exit("pvp_bench: build failed:\n" + r.stdout[-3000:])
     out = subprocess.run(["bazel", "info"] + cfg + ["bazel-bin"], cwd=TOP,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    bindir = out.stdout.strip()
+    return out.stdout.strip()
+
+
+def build(opt=True):
+    bindir = bazel_build(["//examples/iovtee-switch", "//test/softnic/peer:simnic_peer"], opt)
     return (os.path.join(bindir, "examples/iovtee-switch/iovtee-switch"),
             os.path.join(bindir, "test/softnic/peer/simnic_peer"))
 
@@ -100,6 +124,14 @@ def size_args(size):
     return ["--imix"] if size == "imix" else [f"--size={size}"]
 
 
+def peer_run_args(rate, seconds, size):
+    """The peer's traffic options, the same for every switch."""
+    # Throughput runs read one payload in 64 (every frame's headers,
+    # sequence and loss are still checked); paced checks read all.
+    return [f"--rate={rate}", "--verify=all" if rate else "--verify=sample:64",
+            f"--duration={seconds}", "--warmup=1", "--linger=15"] + size_args(size)
+
+
 class Runner:
     def __init__(self, switch, peer, work, logs):
         self.switch, self.peer, self.work, self.logs = switch, peer, work, logs
@@ -115,11 +147,7 @@ class Runner:
         swstats = os.path.join(self.work, name + ".sw.json")
         jumbo = size == "9000"
         peer_cmd = [self.peer, "--mode=pvp", "--nic-socket", nic, "--guest-vhost", vhost,
-                    "--core", "0", "--report", report, f"--rate={rate}",
-                    # Throughput runs read one payload in 64 (every frame's headers,
-                    # sequence and loss are still checked); paced checks read all.
-                    "--verify=all" if rate else "--verify=sample:64",
-                    f"--duration={seconds}", "--warmup=1", "--linger=15"] + size_args(size)
+                    "--core", "0", "--report", report] + peer_run_args(rate, seconds, size)
         if jumbo:
             peer_cmd += ["--guest-mbuf-size=10240"]
         prefix = f"iovtee-pvp{os.getpid()}-{name}"
@@ -164,6 +192,324 @@ class Runner:
             with open(swstats) as f:
                 sw = json.load(f)
         return summarize(mode, size, r, sw, sw_share)
+
+
+# --- Open vSwitch as the switch (--switch ovs) ---
+
+OVS_PROGRAMS = ("ovs-vswitchd", "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-appctl",
+                "ovs-ofctl", "vswitch.ovsschema")
+OVS_NIC_RING = 256  # dpdk0's Rx descriptors: iovtee-switch's --rx-ring
+OVS_PMD_CORE = 1
+OVS_OTHER_CORE = 0
+
+
+def on_core(core):
+    """preexec_fn: the child and every thread it starts run on `core` (OVS
+    moves its PMD threads to pmd-cpu-mask's cores itself)."""
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def task_ticks(pid):
+    """CPU ticks of a process's threads: (PMD threads, every other thread)."""
+    pmd = other = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rfind(")") + 2:].split()
+        t = int(fields[11]) + int(fields[12])
+        if comm.startswith("pmd"):
+            pmd += t
+        else:
+            other += t
+    return pmd, other
+
+
+def cpu_list(text):
+    """The CPUs of a list such as "0-1,3"."""
+    cpus = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        if lo.strip().isdigit():
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def task_cpus(pid):
+    """{thread name/id: the CPUs it may run on ("0-1")} of a process."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comm = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                cpus = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("Cpus_allowed_list")]
+        except OSError:
+            continue
+        out[f"{comm}/{tid}"] = cpus[0] if cpus else "?"
+    return out
+
+
+def json_file(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Ovs:
+    """ovsdb-server and ovs-vswitchd of one OVS build in a directory of their
+    own (database, sockets, pid-named control sockets, logs): the userspace
+    datapath, DPDK without hugepages or PCI with the soft NIC's PMD loaded
+    (-d) and its own --file-prefix, the PMD thread on OVS_PMD_CORE and every
+    other thread on OVS_OTHER_CORE. Both run in the foreground as children and
+    are stopped by PID."""
+
+    def __init__(self, bindir, libdir, simnic_pmd, rundir, prefix, bridge):
+        self.bindir, self.dir, self.prefix, self.bridge = bindir, rundir, prefix, bridge
+        self.simnic_pmd = simnic_pmd
+        self.env = dict(os.environ, OVS_RUNDIR=rundir, OVS_LOGDIR=rundir, OVS_DBDIR=rundir,
+                        OVS_SYSCONFDIR=rundir, LD_LIBRARY_PATH=libdir)
+        self.db_sock = os.path.join(rundir, "db.sock")
+        self.db = self.vs = None
+        self.ctl = None
+
+    def tool(self, prog, *args):
+        r = subprocess.run([os.path.join(self.bindir, prog)] + list(args), env=self.env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"{prog} {' '.join(args)}: {r.stderr.strip() or r.returncode}")
+        return r.stdout
+
+    def vsctl(self, *args):
+        return self.tool("ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=30", *args)
+
+    def appctl(self, *args):
+        return self.tool("ovs-appctl", "--timeout=30", "-t", self.ctl, *args)
+
+    def ofctl(self, *args):
+        return self.tool("ovs-ofctl", "--timeout=30", "-O", "OpenFlow13", *args)
+
+    def procs(self):
+        return [(n, p) for n, p in (("ovsdb-server", self.db), ("ovs-vswitchd", self.vs)) if p]
+
+    def start(self):
+        d = self.dir
+        self.tool("ovsdb-tool", "create", os.path.join(d, "conf.db"),
+                  os.path.join(self.bindir, "vswitch.ovsschema"))
+        with open(os.path.join(d, "ovsdb-server.console"), "w") as out:
+            self.db = subprocess.Popen(
+                [os.path.join(self.bindir, "ovsdb-server"), os.path.join(d, "conf.db"),
+                 f"--remote=punix:{self.db_sock}", f"--log-file={d}/ovsdb-server.log",
+                 "-vconsole:off"], env=self.env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, preexec_fn=on_core(OVS_OTHER_CORE))
+        wait_for(lambda: os.path.exists(self.db_sock), 20, "ovsdb-server's socket", self.procs())
+        self.vsctl("--no-wait", "init")
+        # --legacy-mem keeps OVS from adding --in-memory (which needs
+        # hugepages); iovtee's DMA mapping of guest memory needs IOVA as VA.
+        extra = (f"--no-huge -m 1024 --legacy-mem --no-pci --no-shconf --no-telemetry "
+                 f"--iova-mode=va --file-prefix {self.prefix} -d {self.simnic_pmd}")
+        self.vsctl("--no-wait", "set", "Open_vSwitch", ".", "other_config:dpdk-init=true",
+                   f"other_config:dpdk-extra={extra}",
+                   f"other_config:dpdk-lcore-mask={1 << OVS_OTHER_CORE:#x}",
+                   f"other_config:pmd-cpu-mask={1 << OVS_PMD_CORE:#x}",
+                   "other_config:per-port-memory=true")
+        with open(os.path.join(d, "ovs-vswitchd.console"), "w") as out:
+            self.vs = subprocess.Popen(
+                [os.path.join(self.bindir, "ovs-vswitchd"), f"unix:{self.db_sock}",
+                 f"--log-file={d}/ovs-vswitchd.log", "-vconsole:off"], env=self.env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=on_core(OVS_OTHER_CORE))
+        self.ctl = os.path.join(d, f"ovs-vswitchd.{self.vs.pid}.ctl")
+        wait_for(lambda: os.path.exists(self.ctl), 30, "ovs-vswitchd's control socket",
+                 self.procs())
+        # Waits until ovs-vswitchd has applied it (DPDK initialised).
+        self.vsctl("add-br", self.bridge, "--", "set", "bridge", self.bridge,
+                   "datapath_type=netdev")
+        self.ofctl("del-flows", self.bridge)  # nothing forwarded until flows are set
+
+    def stop(self):
+        """Stops both by PID; returns what went wrong (ovs-vswitchd gone
+        early, a signal ignored)."""
+        problems = []
+        if self.vs is not None:
+            if self.vs.poll() is not None:
+                problems.append(f"ovs-vswitchd exited ({self.vs.returncode}) before the end")
+            else:
+                try:
+                    # The bridge's tap devices are persistent: removed only
+                    # with the bridge (and the datapath with the last one).
+                    self.vsctl("--if-exists", "del-br", self.bridge)
+                except Exception as e:  # stop it anyway
+                    problems.append(f"del-br: {e}")
+                self.vs.terminate()
+                try:
+                    self.vs.wait(20)
+                except subprocess.TimeoutExpired:
+                    problems.append("ovs-vswitchd ignored SIGTERM: killed")
+                    self.vs.kill()
+                    self.vs.wait()
+        if self.db is not None and self.db.poll() is None:
+            self.db.terminate()
+            try:
+                self.db.wait(10)
+            except subprocess.TimeoutExpired:
+                self.db.kill()
+                self.db.wait()
+        shutil.rmtree(f"/var/run/dpdk/{self.prefix}", ignore_errors=True)
+        return problems
+
+
+class OvsRunner:
+    """PVP runs with Open vSwitch: mode stock on the stock build, mode plugin
+    on the plugin build with dpdk0's Rx queue 0 mapped onto vhost0's guest.
+    Each run starts its own OVS in its own directory."""
+
+    MODES = ("stock", "plugin")
+
+    def __init__(self, builds, libdir, simnic_pmd, peer, work, logs):
+        self.builds, self.libdir, self.simnic_pmd = builds, libdir, simnic_pmd
+        self.peer, self.work, self.logs = peer, work, logs
+        self.bridge = f"pvp{os.getpid() % 100000}"
+        self.n = 0
+
+    def run(self, mode, size, seconds, rate):
+        """One PVP run; returns a dict of results (raises on a broken run)."""
+        self.n += 1
+        name = f"{self.n:03d}-ovs-{mode}-{size}"
+        d = os.path.join(self.work, name)
+        os.makedirs(d)
+        nic = os.path.join(d, "nic")
+        vhost = os.path.join(d, "vhost0")  # OVS puts dpdkvhostuser sockets in its run dir
+        report = os.path.join(d, "peer.json")
+        status = os.path.join(d, "peer.status.json")
+        prefix = f"iovtee-pvp{os.getpid()}-{name}"
+        ovs = Ovs(self.builds[mode], self.libdir, self.simnic_pmd, d, prefix, self.bridge)
+        mtu = ["mtu_request=9000"] if size == "9000" else []
+        nic_opts = ["type=dpdk", "ofport_request=1",
+                    f"options:dpdk-devargs=net_simnic0,socket={nic}",
+                    f"options:n_rxq_desc={OVS_NIC_RING}"] + mtu
+        if mode == "plugin":
+            nic_opts.append("options:iovtee-map-rxq0=vhost0")
+        peer_cmd = [self.peer, "--mode=pvp", "--nic-socket", nic, "--guest-vhost", vhost,
+                    "--core", str(OVS_OTHER_CORE), "--report", report,
+                    "--status-file", status] + peer_run_args(rate, seconds, size)
+        with open(os.path.join(self.logs, name + ".cmd"), "w") as f:
+            f.write(" ".join(peer_cmd) + "\n" + f"OVS build: {self.builds[mode]}\n"
+                    + "dpdk0: " + " ".join(nic_opts) + "\n")
+        peer_log = open(os.path.join(self.logs, name + ".peer.log"), "w")
+        peer = None
+        problems = []
+        m = {}
+        try:
+            ovs.start()
+            ovs.vsctl("add-port", self.bridge, "vhost0", "--", "set", "Interface", "vhost0",
+                      "type=dpdkvhostuser", "ofport_request=2", *mtu)
+            # The peer's guest attaches once vhost0's socket exists; its NIC
+            # waits for OVS's PMD (dpdk0) to connect.
+            peer = subprocess.Popen(peer_cmd, stdin=subprocess.DEVNULL, stdout=peer_log,
+                                    stderr=subprocess.STDOUT)
+            procs = [("simnic_peer", peer)] + ovs.procs()
+            wait_for(lambda: os.path.exists(nic), 20, "soft NIC socket", procs)
+            ovs.vsctl("add-port", self.bridge, "dpdk0", "--", "set", "Interface", "dpdk0",
+                      *nic_opts)
+            wait_for(lambda: ovs.vsctl("get", "Interface", "dpdk0", "link_state").strip()
+                     == "up", 30, "dpdk0 link up", procs)
+            if mode == "plugin":
+                # The guest attached to the mapping: frames land in its buffers.
+                wait_for(lambda: re.search(r"rxq 0 -> .*: attached",
+                                           ovs.appctl("iovtee/show", "dpdk0")),
+                         30, "the guest attached to dpdk0's mapping", procs)
+            ovs.ofctl("add-flow", self.bridge, "in_port=1,actions=output:2")
+            ovs.ofctl("add-flow", self.bridge, "in_port=2,actions=output:1")
+            # OVS's counters and CPU shares cover the measurement (from the
+            # peer's measure phase to its report, drain included).
+            wait_for(lambda: os.path.exists(report) or
+                     (json_file(status) or {}).get("phase") in ("measure", "drain"),
+                     90, "the peer's measurement", procs)
+            ovs.appctl("dpif-netdev/pmd-stats-clear")
+            t0, (p0, o0) = time.monotonic(), task_ticks(ovs.vs.pid)
+            m["cpus"] = task_cpus(ovs.vs.pid)
+            wait_for(lambda: os.path.exists(report), seconds + 90, "peer report", procs)
+            t1, (p1, o1) = time.monotonic(), task_ticks(ovs.vs.pid)
+            m["pmd_share"] = (p1 - p0) / CLK_TCK / (t1 - t0)
+            m["other_share"] = (o1 - o0) / CLK_TCK / (t1 - t0)
+            m["perf"] = ovs.appctl("dpif-netdev/pmd-perf-show")
+            m["rxq"] = ovs.appctl("dpif-netdev/pmd-rxq-show")
+            if mode == "plugin":
+                m["iovtee"] = ovs.appctl("iovtee/show", "dpdk0")
+            ovs.ofctl("del-flows", self.bridge)
+            # Closing dpdk0 ends the peer's linger.
+            ovs.vsctl("del-port", self.bridge, "dpdk0")
+            if peer.wait(30) != 0:
+                raise RuntimeError(f"simnic_peer exited {peer.returncode}")
+            r = json_file(report)
+            if r is None:
+                raise RuntimeError("no readable peer report")
+        finally:
+            if peer is not None and peer.poll() is None:
+                peer.kill()
+                peer.wait()
+            problems = ovs.stop()
+            peer_log.close()
+            for f_ in ("ovs-vswitchd.log", "ovsdb-server.log", "ovs-vswitchd.console"):
+                if os.path.exists(os.path.join(d, f_)):
+                    shutil.copy(os.path.join(d, f_), os.path.join(self.logs, f"{name}.{f_}"))
+            with open(os.path.join(self.logs, name + ".ovs.txt"), "w") as f:
+                for k in ("perf", "rxq", "iovtee"):
+                    f.write(m.get(k, "") + "\n")
+                f.write(json.dumps(m.get("cpus", {}), indent=1) + "\n")
+            shutil.rmtree(d, ignore_errors=True)
+        if problems:
+            raise RuntimeError("; ".join(problems))
+        res = summarize_ovs(mode, size, r, m)
+        if mode == "plugin" and not res["zero_copy"]:
+            raise RuntimeError("no frame went zero copy: the mapping did not serve the guest "
+                               f"(logs/{name}.ovs.txt)")
+        return res
+
+
+def pmd_perf(text):
+    """OVS's PMD thread over the measurement (pmd-perf-show): busy cycles per
+    packet received, packets received, upcalls."""
+    def num(pattern):
+        x = re.search(pattern, text)
+        return float(x.group(1)) if x else None
+    rx, upcalls = num(r"Rx packets:\s+(\d+)"), num(r"- Upcalls:\s+(\d+)")
+    return {"cycles": num(r"Rx packets:\s+\d+\s+\(\s*[\d.]+ Kpps,\s*([\d.]+) cycles/pkt\)"),
+            "rx": None if rx is None else int(rx),
+            "upcalls": None if upcalls is None else int(upcalls)}
+
+
+def iovtee_counters(text):
+    """The counters of iovtee/show (one mapping)."""
+    return {k: int(v) for k, v in re.findall(r"^\s+(\w+): (\d+)$", text or "", re.M)}
+
+
+def summarize_ovs(mode, size, r, m):
+    res = summarize(mode, size, r, {}, m["pmd_share"])
+    perf = pmd_perf(m["perf"])
+    c = iovtee_counters(m.get("iovtee"))
+    pmd = [cpu_list(v) for k, v in m["cpus"].items() if k.startswith("pmd")]
+    other = set().union(*[cpu_list(v) for k, v in m["cpus"].items() if not k.startswith("pmd")])
+    res.update({
+        "p2v_cycles": None, "v2p_cycles": None, "p2v_rx": None, "p2v_switch": None,
+        "p2v_tx": None,
+        "pmd_cycles": perf["cycles"], "pmd_rx_packets": perf["rx"], "upcalls": perf["upcalls"],
+        "ovs_other_cpu": m["other_share"],
+        # The PMD thread alone on its core: pinned there, nothing else of OVS.
+        "pmd_alone": (bool(pmd) and all(c == {OVS_PMD_CORE} for c in pmd)
+                      and OVS_PMD_CORE not in other),
+        "zero_copy": c.get("zero_copy") if mode == "plugin" else None,
+        "copied": c.get("copied") if mode == "plugin" else None,
+    })
+    return res
 
 
 def find(obj, key):
@@ -233,40 +579,61 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def table(results, sizes):
+MODES = {"iovtee": ("stock", "mapped"), "ovs": OvsRunner.MODES}
+OVS_FOOTNOTE = """\
+* OVS's PMD thread: busy cycles per packet received (pmd-perf-show), NIC->guest
+  and guest->NIC passes together (a round trip costs twice this); sw cpu is the
+  PMD thread's share of its core."""
+
+
+def table(results, sizes, switch="iovtee"):
+    ovs = switch == "ovs"
+    modes = MODES[switch]
     lines = []
-    hdr = (f"{'size':>5} {'mode':>6} {'Mpps':>7} {'Gbps':>7} {'P->V cyc':>9} {'V->P cyc':>9} "
+    cyc_hdr = f"{'cyc/pkt*':>9}" if ovs else f"{'P->V cyc':>9} {'V->P cyc':>9}"
+    hdr = (f"{'size':>5} {'mode':>6} {'Mpps':>7} {'Gbps':>7} {cyc_hdr} "
            f"{'sw cpu':>7} {'tst cpu':>7} {'lost':>6} {'corrupt':>7} {'p50 us':>7} {'p99 us':>7}")
     lines.append(hdr)
     for size in sizes:
         med = {}
-        for mode in ("stock", "mapped"):
+        for mode in modes:
             rs = [x for x in results if x["size"] == size and x["mode"] == mode]
             if not rs:
                 continue
             m = lambda k: (statistics.median([x[k] for x in rs if x[k] is not None])
                            if any(x[k] is not None for x in rs) else None)
             med[mode] = {k: m(k) for k in ("mpps", "gbps", "p2v_cycles", "v2p_cycles",
-                                           "switch_cpu", "peer_cpu", "p50_us", "p99_us")}
+                                           "switch_cpu", "peer_cpu", "p50_us", "p99_us")
+                         + (("pmd_cycles",) if ovs else ())}
             lost = sum(x["lost"] or 0 for x in rs)
             bad = sum(x["corrupted"] or 0 for x in rs)
             d = med[mode]
+            cyc = (fmt(d["pmd_cycles"], "9.0f") if ovs else
+                   f"{fmt(d['p2v_cycles'], '9.0f')} {fmt(d['v2p_cycles'], '9.0f')}")
             lines.append(f"{size:>5} {mode:>6} {fmt(d['mpps'], '7.3f')} {fmt(d['gbps'], '7.2f')} "
-                         f"{fmt(d['p2v_cycles'], '9.0f')} {fmt(d['v2p_cycles'], '9.0f')} "
+                         f"{cyc} "
                          f"{fmt(100 * d['switch_cpu'], '6.0f')}% {fmt(100 * d['peer_cpu'], '6.0f')}% "
                          f"{lost:>6} {bad:>7} {fmt(d['p50_us'], '7.1f')} {fmt(d['p99_us'], '7.1f')}")
-        if "stock" in med and "mapped" in med and med["stock"]["mpps"]:
-            s, mp = med["stock"], med["mapped"]
+        a, b = modes
+        if a in med and b in med and med[a]["mpps"]:
+            s, mp = med[a], med[b]
             ratio = mp["mpps"] / s["mpps"]
-            cyc = (f", P->V cycles {mp['p2v_cycles'] / s['p2v_cycles']:.2f}x"
-                   if mp["p2v_cycles"] and s["p2v_cycles"] else "")
-            lines.append(f"{size:>5} {'ratio':>6} mapped/stock throughput {ratio:.2f}x{cyc}")
+            k, label = ("pmd_cycles", "cycles/pkt") if ovs else ("p2v_cycles", "P->V cycles")
+            cyc = (f", {label} {mp[k] / s[k]:.2f}x" if mp[k] and s[k] else "")
+            lines.append(f"{size:>5} {'ratio':>6} {b}/{a} throughput {ratio:.2f}x{cyc}")
+    if ovs:
+        lines.append(OVS_FOOTNOTE)
     return "\n".join(lines)
 
 
-def plot(csv_path, png_path, sizes):
+PLOT_TITLES = {"iovtee": "iovtee PVP: stock vhost path vs mapped Rx queue",
+               "ovs": "OVS-DPDK PVP: stock OVS vs OVS with the iovtee plugin (mapped Rx queue)"}
+
+
+def plot(csv_path, png_path, sizes, switch="iovtee"):
     if shutil.which("gnuplot") is None:
         return False
+    a, b = MODES[switch]
     script = f"""
 set terminal pngcairo size 900,500
 set output '{png_path}'
@@ -277,8 +644,8 @@ set style fill solid 0.8 border -1
 set ylabel 'Mpps back at the tester (median)'
 set xlabel 'frame size (bytes)'
 set key top right
-set title 'iovtee PVP: stock vhost path vs mapped Rx queue'
-plot '{csv_path}.median' using 2:xtic(1) title 'stock', '' using 3 title 'mapped'
+set title '{PLOT_TITLES[switch]}'
+plot '{csv_path}.median' using 2:xtic(1) title '{a}', '' using 3 title '{b}'
 """
     with open(csv_path + ".gp", "w") as f:
         f.write(script)
@@ -287,22 +654,96 @@ plot '{csv_path}.median' using 2:xtic(1) title 'stock', '' using 3 title 'mapped
     return r.returncode == 0
 
 
+CSV_KEYS = {
+    "iovtee": ["size", "mode", "round", "mpps", "gbps", "p2v_cycles", "v2p_cycles", "p2v_rx",
+               "p2v_switch", "p2v_tx", "switch_cpu",
+               "peer_cpu", "sent", "received", "lost", "corrupted", "reordered", "p50_us",
+               "p99_us", "zero_copy", "iommu_faults"],
+    "ovs": ["size", "mode", "round", "mpps", "gbps", "pmd_cycles", "pmd_rx_packets", "upcalls",
+            "switch_cpu", "ovs_other_cpu", "pmd_alone", "peer_cpu", "sent", "received", "lost",
+            "corrupted", "reordered", "p50_us", "p99_us", "zero_copy", "copied",
+            "iommu_faults"],
+}
+OVS_PATH_OPTIONS = ("ovs_stock", "ovs_plugin", "libiovtee", "simnic_pmd", "peer")
+
+
+def ovs_binaries(a):
+    """(OVS builds by mode, libiovtee's directory, the soft NIC's PMD, the
+    peer) from the options, bazel-out (--no-build) or a build."""
+    given = [k for k in OVS_PATH_OPTIONS if getattr(a, k)]
+    if given and len(given) != len(OVS_PATH_OPTIONS):
+        sys.exit("pvp_bench: give all of --ovs-stock, --ovs-plugin, --libiovtee, --simnic-pmd "
+                 "and --peer, or none")
+    if given:
+        paths = {k: os.path.abspath(getattr(a, k)) for k in OVS_PATH_OPTIONS}
+    else:
+        if a.no_build:
+            bindir = os.path.join(TOP, "bazel-out", "k8-fastbuild" if a.fastbuild else "k8-opt",
+                                  "bin")
+        else:
+            log("pvp_bench: building OVS (stock and plugin), the peer and libiovtee "
+                f"({'unoptimised' if a.fastbuild else 'optimised'}; a cold OVS build takes "
+                "5-10 minutes)...")
+            bindir = bazel_build(["//ovs-plugin:ovs", "//ovs-plugin:ovs_stock",
+                                  "//test/softnic/peer:simnic_peer",
+                                  "//test/softnic/pmd:librte_net_simnic.so", "//:libiovtee.so"],
+                                 opt=not a.fastbuild)
+        paths = {"ovs_stock": os.path.join(bindir, "ovs-plugin/ovs_stock"),
+                 "ovs_plugin": os.path.join(bindir, "ovs-plugin/ovs"),
+                 "libiovtee": os.path.join(bindir, "src/capi/libiovtee.so"),
+                 "simnic_pmd": os.path.join(bindir, "test/softnic/pmd/librte_net_simnic.so"),
+                 "peer": os.path.join(bindir, "test/softnic/peer/simnic_peer")}
+    for k in ("ovs_stock", "ovs_plugin"):
+        if os.path.isfile(paths[k]):  # ovs-vswitchd given: its directory
+            paths[k] = os.path.dirname(paths[k])
+        for prog in OVS_PROGRAMS:
+            if not os.path.exists(os.path.join(paths[k], prog)):
+                sys.exit(f"pvp_bench: no {prog} in {paths[k]}")
+    for k in ("libiovtee", "simnic_pmd", "peer"):
+        if not os.path.isfile(paths[k]):
+            sys.exit(f"pvp_bench: no such file: {paths[k]}")
+    builds = {"stock": paths["ovs_stock"], "plugin": paths["ovs_plugin"]}
+    return builds, os.path.dirname(paths["libiovtee"]), paths["simnic_pmd"], paths["peer"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--switch", choices=("iovtee", "ovs"), default="iovtee",
+                    help="iovtee-switch (modes stock, mapped) or Open vSwitch (modes stock, "
+                         "plugin); default iovtee")
     ap.add_argument("--sizes", default=DEFAULT_SIZES)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--check-rate", type=int, default=100000,
                     help="frames/s of the paced zero-loss check run (0: skip the check)")
-    ap.add_argument("--out", default=os.path.join(TOP, "bench/pvp/results"))
-    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--out", help="results directory (default bench/pvp/results, with --switch "
+                                  "ovs bench/pvp/results-ovs)")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use what is in bazel-out (k8-opt, or k8-fastbuild with --fastbuild)")
     ap.add_argument("--fastbuild", action="store_true", help="unoptimised binaries (tests)")
+    ovs_opts = ap.add_argument_group("--switch ovs: the binaries (all of them, or none to build)")
+    ovs_opts.add_argument("--ovs-stock", metavar="DIR",
+                          help="the stock OVS build: ovs-vswitchd, ovsdb-server, ovsdb-tool, "
+                               "ovs-vsctl, ovs-appctl, ovs-ofctl, vswitch.ovsschema (or "
+                               "ovs-vswitchd's path)")
+    ovs_opts.add_argument("--ovs-plugin", metavar="DIR", help="the plugin build (the same)")
+    ovs_opts.add_argument("--libiovtee", metavar="PATH", help="libiovtee.so")
+    ovs_opts.add_argument("--simnic-pmd", metavar="PATH", help="librte_net_simnic.so")
+    ovs_opts.add_argument("--peer", metavar="PATH", help="simnic_peer")
     a = ap.parse_args()
     sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
     if os.cpu_count() < 2:
         sys.exit("pvp_bench: needs 2 cores (the switch and the tester each poll one)")
-    if a.no_build:
+    if a.switch == "iovtee" and any(getattr(a, k) for k in OVS_PATH_OPTIONS):
+        sys.exit("pvp_bench: --ovs-stock, --ovs-plugin, --libiovtee, --simnic-pmd and --peer "
+                 "go with --switch ovs")
+    if a.out is None:
+        a.out = os.path.join(TOP, "bench/pvp/results" + ("-ovs" if a.switch == "ovs" else ""))
+    ovs_builds = None
+    if a.switch == "ovs":
+        ovs_builds, libdir, simnic_pmd, peer = ovs_binaries(a)
+    elif a.no_build:
         cfg = "k8-fastbuild" if a.fastbuild else "k8-opt"
         bindir = os.path.join(TOP, "bazel-out", cfg, "bin")
         switch = os.path.join(bindir, "examples/iovtee-switch/iovtee-switch")
@@ -310,18 +751,22 @@ def main():
     else:
         log("pvp_bench: building (optimised)...")
         switch, peer = build(opt=not a.fastbuild)
+    modes = MODES[a.switch]
     os.makedirs(a.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="iovtee-pvp.", dir="/tmp")  # short socket paths
     logs = os.path.join(a.out, "logs")
     os.makedirs(logs, exist_ok=True)
-    runner = Runner(switch, peer, work, logs)
+    if a.switch == "ovs":
+        runner = OvsRunner(ovs_builds, libdir, simnic_pmd, peer, work, logs)
+    else:
+        runner = Runner(switch, peer, work, logs)
     results, checks, failures = [], [], []
     total = len(sizes) * (2 * a.rounds + (2 if a.check_rate else 0))
     done = 0
     try:
         for size in sizes:
             if a.check_rate:
-                for mode in ("stock", "mapped"):
+                for mode in modes:
                     done += 1
                     progress(f"[{done}/{total}] {size} B {mode}: zero-loss check at "
                              f"{a.check_rate} frames/s")
@@ -335,7 +780,7 @@ def main():
                     except Exception as e:  # a broken run is reported, the rest goes on
                         failures.append(f"{size} B {mode} check: {e}")
             for rnd in range(a.rounds):
-                for mode in ("stock", "mapped"):
+                for mode in modes:
                     done += 1
                     progress(f"[{done}/{total}] {size} B {mode} round {rnd + 1}")
                     try:
@@ -345,37 +790,42 @@ def main():
                         if r["corrupted"]:
                             failures.append(f"{size} B {mode} round {rnd + 1}: "
                                             f"{r['corrupted']} corrupted frames")
+                        if r.get("pmd_alone") is False:
+                            failures.append(f"{size} B {mode} round {rnd + 1}: OVS's PMD thread "
+                                            f"was not alone on core {OVS_PMD_CORE} (see "
+                                            "logs/*.ovs.txt)")
                     except Exception as e:
                         failures.append(f"{size} B {mode} round {rnd + 1}: {e}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if sys.stdout.isatty():
         print()
-    text = table(results, sizes)
+    text = table(results, sizes, a.switch)
     with open(os.path.join(a.out, "pvp.txt"), "w") as f:
         f.write(text + "\n")
-    keys = ["size", "mode", "round", "mpps", "gbps", "p2v_cycles", "v2p_cycles", "p2v_rx",
-            "p2v_switch", "p2v_tx", "switch_cpu",
-            "peer_cpu", "sent", "received", "lost", "corrupted", "reordered", "p50_us",
-            "p99_us", "zero_copy", "iommu_faults"]
     with open(os.path.join(a.out, "pvp.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=CSV_KEYS[a.switch], extrasaction="ignore")
         w.writeheader()
         for r in results:
             w.writerow(r)
+    summary = {"results": results, "checks": checks, "failures": failures,
+               "cpu": cpu_model(), "cores": os.cpu_count(),
+               "rounds": a.rounds, "seconds": a.seconds}
+    if a.switch == "ovs":
+        summary.update({"switch": "ovs", "ovs_builds": ovs_builds, "nic_ring": OVS_NIC_RING,
+                        "pmd_core": OVS_PMD_CORE})
     with open(os.path.join(a.out, "pvp.json"), "w") as f:
-        json.dump({"results": results, "checks": checks, "failures": failures,
-                   "cpu": cpu_model(), "cores": os.cpu_count(),
-                   "rounds": a.rounds, "seconds": a.seconds}, f, indent=1)
+        json.dump(summary, f, indent=1)
     # Medians per size for the plot.
     with open(os.path.join(a.out, "pvp.csv.median"), "w") as f:
         for size in sizes:
             row = [size]
-            for mode in ("stock", "mapped"):
+            for mode in modes:
                 v = [x["mpps"] for x in results if x["size"] == size and x["mode"] == mode]
                 row.append(f"{statistics.median(v):.4f}" if v else "0")
             f.write(",".join(row) + "\n")
-    plotted = plot(os.path.join(a.out, "pvp.csv"), os.path.join(a.out, "pvp.png"), sizes)
+    plotted = plot(os.path.join(a.out, "pvp.csv"), os.path.join(a.out, "pvp.png"), sizes,
+                   a.switch)
     log(text)
     log(f"\nresults in {a.out} (pvp.txt, pvp.csv, pvp.json"
         + (", pvp.png" if plotted else "; no plot: gnuplot not installed") + ")")

@@ -90,6 +90,23 @@ ovs_stop() {
   return $rc
 }
 
+# ovs_del_bridge: deletes br0 before the end. OVS makes its tap devices
+# persistent (br0's internal port, the datapath's ovs-netdev) and removes
+# them with the bridge (and the datapath with its last bridge) only: without
+# this they stay in the kernel after ovs-vswitchd exits.
+ovs_del_bridge() { vsctl --if-exists del-br br0; }
+
+# expect_no_taps: after ovs_del_bridge and ovs_stop, no tap device of
+# ovs-vswitchd's is left (skipped without iproute2). Removes what is left
+# (an ovs-vswitchd that died leaves them).
+expect_no_taps() {
+  command -v ip >/dev/null || return 0
+  local left dev
+  left=$(ip -o link show 2>/dev/null | sed -n -E 's/^[0-9]+: (br0|ovs-netdev)[:@].*/\1/p')
+  expect "tap devices left (br0, ovs-netdev)" "$(printf '%s' "$left" | grep -c .)" == 0
+  for dev in $left; do ip tuntap del dev "$dev" mode tap 2>/dev/null; done
+}
+
 # ovs_log_errors: ERR/EMER lines of ovs-vswitchd's log, less the ones a
 # run without a kernel datapath or with ports coming and going always has.
 ovs_log_errors() {

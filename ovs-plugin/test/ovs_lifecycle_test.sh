@@ -179,8 +179,10 @@ expect "guest3 canary violations" "$(f guest3 canary_violations)" == 0
 echo "=== OVS"
 expect "every mapping destroyed whole" \
   "$(iovtee_show | grep -c 'waiting for their mbufs')" == 0
+ovs_del_bridge
 ovs_stop
 expect "ovs-vswitchd exited on SIGTERM" "$?" == 0
+expect_no_taps
 cp "$OVS_DIR/ovs-vswitchd.log" "$LOGS/" 2>/dev/null
 errors=$(printf '%s\n%s' "$first_log_errors" "$(ovs_log_errors)" | grep .)
 [ -z "$errors" ] || echo "$errors" | sed 's/^/  log: /'

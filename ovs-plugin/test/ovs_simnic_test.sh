@@ -13,12 +13,17 @@
 #   drop       one flow of four dropped, the rest as in output
 #   vhost1     two flows to an unmapped second vhost port (a second guest),
 #              two to the mapped one
+#   vxlan      dpdk0 -> a VXLAN port whose underlay (br0's IP, a route and a
+#              static ARP entry) leaves through dpdk0: mapped frames must be
+#              copied out of guest buffers before tunnel_push; tunnel_nic (the
+#              NIC here) checks every frame's outer headers and inner frame
 #   errors     impossible options: errors in the Interface's error column
 # Every frame is checked by the peer's checker (sequence per flow, payload
 # CRC, addresses), every guest Rx buffer has canaries, and the mapping's
 # counters must account for every frame the mapped guest received.
 #
 # Usage: ovs_simnic_test.sh OVS_VSWITCHD LIBIOVTEE_SO SIMNIC_PEER LIBRTE_NET_SIMNIC_SO PEER_LIB
+#                           TUNNEL_NIC
 set -uo pipefail
 
 OVS_BIN=$(dirname "$(realpath "$1")")
@@ -29,6 +34,7 @@ PEER=$(realpath "$3")
 PLUGIN=$(realpath "$4")
 # shellcheck source=test/softnic/peer/peer_lib.sh
 . "$5"
+TUNNEL_NIC=$(realpath "$6")
 ovs_lib=${TEST_SRCDIR:-/nonexistent}/iovtee/ovs-plugin/test/ovs_lib.sh
 [ -f "$ovs_lib" ] || ovs_lib=$(dirname "$0")/ovs_lib.sh
 # shellcheck source=ovs-plugin/test/ovs_lib.sh
@@ -230,10 +236,134 @@ case_vhost1() {
 }
 vhost1_up() { vsctl get Interface vhost1 status | grep -q 'status=connected'; }
 
+# The underlay of the vxlan case: br0's internal port (a tap device in the
+# kernel, which holds the address OVS takes as the tunnel source) has
+# LOCAL_IP, a route sends REMOTE_IP out of br0 and a static ARP entry gives
+# its MAC, so OVS's native tunnelling pushes the headers itself and outputs
+# through br0's flow for in_port=LOCAL: to dpdk0. TEST-NET-2 addresses.
+VXLAN_LOCAL_IP=198.51.100.1
+VXLAN_REMOTE_IP=198.51.100.2
+VXLAN_REMOTE_MAC=02:00:00:c0:ff:ee
+VXLAN_VNI=4242
+underlay_up() {
+  ip addr add "$VXLAN_LOCAL_IP/24" dev br0 && ip link set br0 up || return 1
+  # The route needs the address to be known to OVS (netlink, a moment later).
+  wait_until 10 "OVS to take the route to $VXLAN_REMOTE_IP through br0" \
+    appctl ovs/route/add "$VXLAN_REMOTE_IP/32" br0 &&
+    appctl tnl/arp/set br0 "$VXLAN_REMOTE_IP" "$VXLAN_REMOTE_MAC" >/dev/null
+}
+underlay_down() {
+  appctl ovs/route/del "$VXLAN_REMOTE_IP/32" >/dev/null 2>&1
+  appctl tnl/neigh/flush >/dev/null 2>&1
+  ip addr del "$VXLAN_LOCAL_IP/24" dev br0 2>/dev/null
+  ip link set br0 down 2>/dev/null
+}
+unshare_delta_is() {
+  [ "$(($(appctl coverage/read-counter iovtee_unshare) - $1))" = "$2" ]
+}
+
+case_vxlan() {
+  local n=$1 g=guest-$1 gpid tpid ran=0 before drop_before after br_mac t0 c0
+  if ! command -v ip >/dev/null; then
+    echo "  FAIL: the vxlan case needs ip (iproute2) for the underlay address"
+    CHECK_FAILURES=$((CHECK_FAILURES + 1))
+    return
+  fi
+  # The mapping needs a guest on vhost0 (the NIC fills its buffers); no
+  # frame is for it: a checking guest counts anything that arrives.
+  start_guest "$g" vhost0 --guest-role check --guest-queue-size "$GUEST_RING"
+  gpid=$PEER_PID
+  local cmd=("$TUNNEL_NIC" "--nic-socket=$WORK/$n.nic" "--report=$WORK/$n.json"
+    "--start-file=$WORK/$n.go" "--rate=$RATE" "--duration=$DURATION" "--vni=$VXLAN_VNI"
+    "--outer-src-ip=$VXLAN_LOCAL_IP" "--outer-dst-ip=$VXLAN_REMOTE_IP"
+    "--outer-dst-mac=$VXLAN_REMOTE_MAC" --linger=20)
+  echo "${cmd[*]}" >"$LOGS/$n.tunnel_nic.cmd"
+  "${cmd[@]}" </dev/null >"$LOGS/$n.tunnel_nic.log" 2>&1 &
+  tpid=$!
+  _pids+=("$tpid")
+  before=$(appctl coverage/read-counter iovtee_unshare)
+  drop_before=$(appctl coverage/read-counter iovtee_unshare_drop)
+  if wait_for_socket "$WORK/$n.nic" "$tpid" 20 &&
+    add_nic "$n" options:n_rxq_desc=$NIC_RING options:iovtee-map-rxq0=vhost0 &&
+    wait_until 20 "the guest of vhost0 attached to dpdk0's mapping" iovtee_attached &&
+    vsctl add-port br0 vxlan0 -- set Interface vxlan0 type=vxlan ofport_request=4 \
+      "options:remote_ip=$VXLAN_REMOTE_IP" "options:key=$VXLAN_VNI" &&
+    underlay_up && br_mac=$(vsctl get Interface br0 mac_in_use | tr -d '"') &&
+    flows in_port=1,actions=output:4 "in_port=LOCAL,ip,nw_dst=$VXLAN_REMOTE_IP,actions=output:1" &&
+    t0=$(date +%s.%N) && c0=$(pmd_ticks) &&
+    touch "$WORK/$n.go" && wait_peer_report "$n" "$tpid" 60; then
+    ran=1
+    PMD_SHARE=$(awk -v c0="$c0" -v c1="$(pmd_ticks)" -v t0="$t0" -v t1="$(date +%s.%N)" \
+      -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (c1 - c0) / hz / (t1 - t0) }')
+    STARVED=$(awk -v s="$PMD_SHARE" 'BEGIN { print (s < 0.8) ? 1 : 0 }')
+    read_counters
+    wait_until 5 "iovtee_unshare coverage to count every copy" \
+      unshare_delta_is "$before" "$C_guest_buffers_recycled"
+    after=$(appctl coverage/read-counter iovtee_unshare)
+  fi
+  if kill -0 "$OVS_PID" 2>/dev/null; then
+    iovtee_show dpdk0 >"$LOGS/$n.iovtee.txt" 2>&1
+    appctl tnl/arp/show >"$LOGS/$n.tnl.txt" 2>&1
+    appctl ovs/route/show >>"$LOGS/$n.tnl.txt" 2>&1
+    ofctl dump-flows br0 >>"$LOGS/$n.tnl.txt" 2>&1
+    underlay_down
+    vsctl --if-exists del-port br0 vxlan0
+    del_nic
+  else
+    ip addr del "$VXLAN_LOCAL_IP/24" dev br0 2>/dev/null
+  fi
+  finish_peer "$tpid" "$n"
+  local rc=$?
+  kill -INT "$gpid" 2>/dev/null
+  finish_peer "$gpid" "$g"
+  local grc=$?
+  expect "$n: ovs-vswitchd alive (no abort in tunnel_push)" \
+    "$(kill -0 "$OVS_PID" 2>/dev/null && echo yes || echo no)" == yes
+  if [ "$ran" = 0 ]; then
+    echo "  FAIL: the vxlan case did not run"
+    tail -n 20 "$LOGS/$n.tunnel_nic.log" | sed 's/^/  tunnel_nic: /'
+    CHECK_FAILURES=$((CHECK_FAILURES + 1))
+    return
+  fi
+  expect "$n: tunnel_nic exit status" "$rc" == 0
+  expect "$n: guest exit status" "$grc" == 0
+  # Every frame the NIC sent came back once, encapsulated, its inner frame
+  # intact (sequence per flow, payload CRC, addresses), nothing else.
+  expect "$n completed" "$(f "$n" completed)" == true
+  expect "$n: frames sent" "$(f "$n" sent)" -gt 0
+  expect_loss "$n: lost" "$(f "$n" lost)" == 0
+  expect_loss "$n: received = sent" "$(f "$n" received)" == "$(f "$n" sent)"
+  expect "$n: every frame out of dpdk0 encapsulated right" "$(f "$n" outer_bad)" == 0
+  expect "$n: outer source MAC = br0's" "$(f "$n" outer_src_mac)" == "$br_mac"
+  expect "$n: encapsulated = frames out of dpdk0" "$(f "$n" encapsulated)" == "$(f "$n" tx_frames)"
+  expect "$n: payloads checked = frames received" "$(f "$n" payload_checked)" == "$(f "$n" received)"
+  for v in corrupted duplicates reordered foreign iommu_faults; do
+    expect "$n $v" "$(f "$n" "$v")" == 0
+  done
+  # The frames sat in guest buffers (no headroom): each was copied out
+  # before tunnel_push and its buffer went back to the NIC. Frames in the
+  # host buffers of the first ring fill had headroom and were pushed in place.
+  expect "$n: copied out of guest buffers (iovtee_unshare)" "$((after - before))" -gt 0
+  expect "$n: copied out = guest buffers recycled" "$((after - before))" == "$C_guest_buffers_recycled"
+  expect "$n: no frame dropped for want of an mbuf (iovtee_unshare_drop)" \
+    "$(($(appctl coverage/read-counter iovtee_unshare_drop) - drop_before))" == 0
+  expect_loss "$n: frames pushed in host buffers <= one NIC ring" \
+    "$(($(f "$n" received) - (after - before)))" -le "$NIC_RING"
+  expect "$n: nothing for the guest" "$((C_zero_copy + C_copied))" == 0
+  expect "$n: guest received nothing" "$(f "$g" guest_rx)" == 0
+  expect "$n: guest canary violations" "$(f "$g" canary_violations)" == 0
+  for v in drop_no_buffer drop_too_big validation_errors quarantined_sessions; do
+    expect "$n: $v" "$(eval echo "\$C_$v")" == 0
+  done
+  echo "  PMD thread: $PMD_SHARE of a core; $(f "$n" sent) frames sent, $((after - before)) copied" \
+    "out of guest buffers"
+}
+
 run_case case_output output
 run_case case_push_vlan push_vlan
 run_case case_drop drop
 run_case case_vhost1 vhost1
+run_case case_vxlan vxlan
 
 echo "=== errors: impossible options in the error column, the port keeps working"
 error_has() { vsctl get Interface dpdk0 error | grep -q "$1"; }
@@ -264,8 +394,10 @@ finish_peer "$errors_pid" errors >/dev/null
 echo "=== OVS"
 expect "graveyard empty (every mapping destroyed)" \
   "$(iovtee_show | grep -c 'waiting for their mbufs')" == 0
+ovs_del_bridge
 ovs_stop
 expect "ovs-vswitchd exited on SIGTERM" "$?" == 0
+expect_no_taps
 errors=$(ovs_log_errors)
 [ -z "$errors" ] || echo "$errors" | sed 's/^/  log: /'
 expect "ERR lines in ovs-vswitchd.log" "$(printf '%s' "$errors" | grep -c .)" == 0
