@@ -15,14 +15,19 @@ on the built-in soft NIC, side by side, in the same run, with the same tester.
   //ovs-plugin:ovs, with options:iovtee-map-rxq0=vhost0 on dpdk0). Each run
   has its own ovsdb-server, ovs-vswitchd, database, sockets and DPDK file
   prefix in a temporary directory, stopped by PID and removed afterwards.
-  NIC ring 256 descriptors (as iovtee-switch's --rx-ring), guest ring 1024.
+
+Both switches: NIC Rx and Tx rings of 256 descriptors, guest ring 1024, the
+guest without VIRTIO_F_IN_ORDER in every mode (a mapped queue cannot offer
+it; --guest-in-order lets each mode negotiate what it offers).
 
 For every size, runs alternate stock and the other mode (A B A B),
 `--rounds` times each, and the ratio is taken from the medians of the same
 run. Each run reports: Mpps and Gbps back at the tester, the switch's busy
 cycles per packet, the CPU share each process got, loss, corruption,
 latency. iovtee-switch gives its busy cycles per packet in each direction
-(its own per-burst TSC accounting); OVS gives one figure, the PMD thread's
+(its own per-burst TSC accounting), split by stage (Rx poll, classify,
+deliver), and the switch core's capacity (TSC rate over the busy cycles of a
+round trip: the loop's throughput with the switch as the bottleneck); OVS gives one figure, the PMD thread's
 busy cycles per packet received over both directions (pmd-perf-show: each
 frame is received twice, from the NIC and from the guest, so a round trip
 costs twice that), and the switch CPU share is its PMD thread's.
@@ -124,12 +129,26 @@ def size_args(size):
     return ["--imix"] if size == "imix" else [f"--size={size}"]
 
 
+# NIC Rx and Tx descriptors, for every switch and mode. Small rings keep the
+# mbufs a switch cycles through in its cache (a 1024-entry Tx ring keeps ~1000
+# of them in flight); the same for both modes.
+NIC_RING = 256
+
+# The guest's virtio features, the same in every mode: VIRTIO_F_IN_ORDER off.
+# A mapped queue cannot offer it (its completions are out of order), and
+# DPDK's in-order Rx path is cheaper for the guest; with the guest on the
+# tester's core, letting only the stock mode have it would measure the guest.
+# --guest-in-order lets each mode negotiate what it offers.
+GUEST_IN_ORDER_OFF = ["--guest-in-order=off"]
+
+
 def peer_run_args(rate, seconds, size):
     """The peer's traffic options, the same for every switch."""
     # Throughput runs read one payload in 64 (every frame's headers,
     # sequence and loss are still checked); paced checks read all.
     return [f"--rate={rate}", "--verify=all" if rate else "--verify=sample:64",
-            f"--duration={seconds}", "--warmup=1", "--linger=15"] + size_args(size)
+            f"--duration={seconds}", "--warmup=1", "--linger=15"] + size_args(size) + \
+        GUEST_IN_ORDER_OFF
 
 
 class Runner:
@@ -148,13 +167,12 @@ class Runner:
         jumbo = size == "9000"
         peer_cmd = [self.peer, "--mode=pvp", "--nic-socket", nic, "--guest-vhost", vhost,
                     "--core", "0", "--report", report] + peer_run_args(rate, seconds, size)
-        if jumbo:
-            peer_cmd += ["--guest-mbuf-size=10240"]
         prefix = f"iovtee-pvp{os.getpid()}-{name}"
         sw_cmd = [self.switch, "-l", "1", "--no-huge", "-m", "1024", "--no-pci", "--no-shconf",
                   "--no-telemetry", "--file-prefix", prefix, "--",
                   "--phy", f"net_simnic0,socket={nic}", "--vhost", vhost,
-                  "--rx-ring", "256", "--stats-file", swstats]
+                  "--rx-ring", str(NIC_RING), "--tx-ring", str(NIC_RING),
+                  "--stats-file", swstats]
         if jumbo:
             sw_cmd += ["--mtu", "9000"]
         if mode == "mapped":
@@ -198,7 +216,7 @@ class Runner:
 
 OVS_PROGRAMS = ("ovs-vswitchd", "ovsdb-server", "ovsdb-tool", "ovs-vsctl", "ovs-appctl",
                 "ovs-ofctl", "vswitch.ovsschema")
-OVS_NIC_RING = 256  # dpdk0's Rx descriptors: iovtee-switch's --rx-ring
+OVS_NIC_RING = NIC_RING  # dpdk0's Rx and Tx descriptors, as iovtee-switch's
 OVS_PMD_CORE = 1
 OVS_OTHER_CORE = 0
 
@@ -394,7 +412,7 @@ class OvsRunner:
         mtu = ["mtu_request=9000"] if size == "9000" else []
         nic_opts = ["type=dpdk", "ofport_request=1",
                     f"options:dpdk-devargs=net_simnic0,socket={nic}",
-                    f"options:n_rxq_desc={OVS_NIC_RING}"] + mtu
+                    f"options:n_rxq_desc={OVS_NIC_RING}", f"options:n_txq_desc={OVS_NIC_RING}"] + mtu
         if mode == "plugin":
             nic_opts.append("options:iovtee-map-rxq0=vhost0")
         peer_cmd = [self.peer, "--mode=pvp", "--nic-socket", nic, "--guest-vhost", vhost,
@@ -542,10 +560,28 @@ def perf_median(sw, direction):
     return None
 
 
+def perf_value(sw, direction, key):
+    perf = find(sw, "perf")
+    d = perf.get(direction) if isinstance(perf, dict) else None
+    return d.get(key) if isinstance(d, dict) else None
+
+
 def perf_stage(sw, direction, stage):
     perf = find(sw, "perf")
     d = perf.get(direction) if isinstance(perf, dict) else None
     return d.get(f"{stage}_cycles_per_packet") if isinstance(d, dict) else None
+
+
+def capacity(sw):
+    """What the switch core could forward, Mpps, in a PVP loop: its TSC rate
+    over its mean busy cycles for one frame's round trip (P->V + V->P). Exact
+    when the switch is the bottleneck; when the tester is, bursts are shorter
+    and per-burst costs are shared by fewer frames, so this underestimates."""
+    perf = find(sw, "perf")
+    hz = perf.get("tsc_hz") if isinstance(perf, dict) else None
+    a = perf_value(sw, "p2v", "cycles_per_packet_mean")
+    b = perf_value(sw, "v2p", "cycles_per_packet_mean")
+    return hz / (a + b) / 1e6 if hz and a and b else None
 
 
 def summarize(mode, size, r, sw, sw_share):
@@ -561,6 +597,9 @@ def summarize(mode, size, r, sw, sw_share):
         "p2v_cycles": perf_median(sw, "p2v"), "v2p_cycles": perf_median(sw, "v2p"),
         "p2v_rx": perf_stage(sw, "p2v", "rx"), "p2v_switch": perf_stage(sw, "p2v", "switch"),
         "p2v_tx": perf_stage(sw, "p2v", "tx"),
+        "v2p_rx": perf_stage(sw, "v2p", "rx"), "v2p_switch": perf_stage(sw, "v2p", "switch"),
+        "v2p_tx": perf_stage(sw, "v2p", "tx"),
+        "cap_mpps": capacity(sw),
         "zero_copy": find(sw, "zero_copy") if mode == "mapped" else None,
         "iommu_faults": g("iommu_faults"),
     }
@@ -586,11 +625,19 @@ OVS_FOOTNOTE = """\
   PMD thread's share of its core."""
 
 
+STAGE_KEYS = ("p2v_rx", "p2v_switch", "p2v_tx", "v2p_rx", "v2p_switch", "v2p_tx")
+IOVTEE_FOOTNOTE = """\
+cap Mpps: the switch core's capacity in this loop, its TSC rate over its mean
+  busy cycles per round trip (P->V + V->P); the throughput the loop would have
+  with the switch as the bottleneck (an underestimate when the tester is)."""
+
+
 def table(results, sizes, switch="iovtee"):
     ovs = switch == "ovs"
+    stages = {}
     modes = MODES[switch]
     lines = []
-    cyc_hdr = f"{'cyc/pkt*':>9}" if ovs else f"{'P->V cyc':>9} {'V->P cyc':>9}"
+    cyc_hdr = f"{'cyc/pkt*':>9}" if ovs else f"{'P->V cyc':>9} {'V->P cyc':>9} {'cap Mpps':>8}"
     hdr = (f"{'size':>5} {'mode':>6} {'Mpps':>7} {'Gbps':>7} {cyc_hdr} "
            f"{'sw cpu':>7} {'tst cpu':>7} {'lost':>6} {'corrupt':>7} {'p50 us':>7} {'p99 us':>7}")
     lines.append(hdr)
@@ -604,12 +651,13 @@ def table(results, sizes, switch="iovtee"):
                            if any(x[k] is not None for x in rs) else None)
             med[mode] = {k: m(k) for k in ("mpps", "gbps", "p2v_cycles", "v2p_cycles",
                                            "switch_cpu", "peer_cpu", "p50_us", "p99_us")
-                         + (("pmd_cycles",) if ovs else ())}
+                         + (("pmd_cycles",) if ovs else STAGE_KEYS + ("cap_mpps",))}
             lost = sum(x["lost"] or 0 for x in rs)
             bad = sum(x["corrupted"] or 0 for x in rs)
             d = med[mode]
             cyc = (fmt(d["pmd_cycles"], "9.0f") if ovs else
-                   f"{fmt(d['p2v_cycles'], '9.0f')} {fmt(d['v2p_cycles'], '9.0f')}")
+                   f"{fmt(d['p2v_cycles'], '9.0f')} {fmt(d['v2p_cycles'], '9.0f')} "
+                   f"{fmt(d['cap_mpps'], '8.2f')}")
             lines.append(f"{size:>5} {mode:>6} {fmt(d['mpps'], '7.3f')} {fmt(d['gbps'], '7.2f')} "
                          f"{cyc} "
                          f"{fmt(100 * d['switch_cpu'], '6.0f')}% {fmt(100 * d['peer_cpu'], '6.0f')}% "
@@ -620,9 +668,28 @@ def table(results, sizes, switch="iovtee"):
             ratio = mp["mpps"] / s["mpps"]
             k, label = ("pmd_cycles", "cycles/pkt") if ovs else ("p2v_cycles", "P->V cycles")
             cyc = (f", {label} {mp[k] / s[k]:.2f}x" if mp[k] and s[k] else "")
+            if not ovs and mp["cap_mpps"] and s["cap_mpps"]:
+                cyc += f", switch capacity {mp['cap_mpps'] / s['cap_mpps']:.2f}x"
             lines.append(f"{size:>5} {'ratio':>6} {b}/{a} throughput {ratio:.2f}x{cyc}")
+            stages[size] = med
     if ovs:
         lines.append(OVS_FOOTNOTE)
+    else:
+        lines.append(IOVTEE_FOOTNOTE)
+        lines.append("")
+        lines.append("Switch busy cycles per packet by stage (medians): Rx poll / classify / "
+                     "deliver")
+        lines.append(f"{'size':>5} {'mode':>6} {'P->V rx':>8} {'switch':>7} {'tx':>6}   "
+                     f"{'V->P rx':>8} {'switch':>7} {'tx':>6}")
+        for size, med in stages.items():
+            for mode in modes:
+                d = med.get(mode)
+                if d is None:
+                    continue
+                widths = ("8.0f", "7.0f", "6.0f")
+                p2v = " ".join(fmt(d[k], w) for k, w in zip(STAGE_KEYS[:3], widths))
+                v2p = " ".join(fmt(d[k], w) for k, w in zip(STAGE_KEYS[3:], widths))
+                lines.append(f"{size:>5} {mode:>6} {p2v}   {v2p}")
     return "\n".join(lines)
 
 
@@ -634,18 +701,22 @@ def plot(csv_path, png_path, sizes, switch="iovtee"):
     if shutil.which("gnuplot") is None:
         return False
     a, b = MODES[switch]
+    # iovtee: the switch core's capacity beside what the tester got back.
+    extra = (f", '' using 4 title '{a}: switch capacity', '' using 5 title '{b}: switch "
+             "capacity'" if switch == "iovtee" else "")
     script = f"""
-set terminal pngcairo size 900,500
+set terminal pngcairo size 1000,500
 set output '{png_path}'
 set datafile separator ','
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set ylabel 'Mpps back at the tester (median)'
+set ylabel 'Mpps (median)'
+set yrange [0:*]
+set key outside right top
 set xlabel 'frame size (bytes)'
-set key top right
 set title '{PLOT_TITLES[switch]}'
-plot '{csv_path}.median' using 2:xtic(1) title '{a}', '' using 3 title '{b}'
+plot '{csv_path}.median' using 2:xtic(1) title '{a}', '' using 3 title '{b}'{extra}
 """
     with open(csv_path + ".gp", "w") as f:
         f.write(script)
@@ -656,7 +727,8 @@ plot '{csv_path}.median' using 2:xtic(1) title '{a}', '' using 3 title '{b}'
 
 CSV_KEYS = {
     "iovtee": ["size", "mode", "round", "mpps", "gbps", "p2v_cycles", "v2p_cycles", "p2v_rx",
-               "p2v_switch", "p2v_tx", "switch_cpu",
+               "p2v_switch", "p2v_tx", "v2p_rx", "v2p_switch", "v2p_tx", "cap_mpps",
+               "switch_cpu",
                "peer_cpu", "sent", "received", "lost", "corrupted", "reordered", "p50_us",
                "p99_us", "zero_copy", "iommu_faults"],
     "ovs": ["size", "mode", "round", "mpps", "gbps", "pmd_cycles", "pmd_rx_packets", "upcalls",
@@ -706,6 +778,38 @@ def ovs_binaries(a):
     return builds, os.path.dirname(paths["libiovtee"]), paths["simnic_pmd"], paths["peer"]
 
 
+def write_outputs(out, summary):
+    """pvp.txt, pvp.csv, pvp.json, pvp.png in `out` from a run's summary."""
+    results, sizes, switch = summary["results"], summary["sizes"], summary["switch"]
+    modes = MODES[switch]
+    os.makedirs(out, exist_ok=True)
+    text = table(results, sizes, switch)
+    with open(os.path.join(out, "pvp.txt"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(out, "pvp.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_KEYS[switch], extrasaction="ignore")
+        w.writeheader()
+        for r in results:
+            w.writerow(r)
+    with open(os.path.join(out, "pvp.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    # Medians per size for the plot: Mpps per mode (then capacity per mode).
+    keys = ("mpps", "cap_mpps") if switch == "iovtee" else ("mpps",)
+    with open(os.path.join(out, "pvp.csv.median"), "w") as f:
+        for size in sizes:
+            row = [size]
+            for k in keys:
+                for mode in modes:
+                    v = [x[k] for x in results
+                         if x["size"] == size and x["mode"] == mode and x.get(k) is not None]
+                    row.append(f"{statistics.median(v):.4f}" if v else "0")
+            f.write(",".join(row) + "\n")
+    plotted = plot(os.path.join(out, "pvp.csv"), os.path.join(out, "pvp.png"), sizes, switch)
+    log(text)
+    log(f"\nresults in {out} (pvp.txt, pvp.csv, pvp.json"
+        + (", pvp.png" if plotted else "; no plot: gnuplot not installed") + ")")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -722,6 +826,12 @@ def main():
     ap.add_argument("--no-build", action="store_true",
                     help="use what is in bazel-out (k8-opt, or k8-fastbuild with --fastbuild)")
     ap.add_argument("--fastbuild", action="store_true", help="unoptimised binaries (tests)")
+    ap.add_argument("--from", dest="from_dir", metavar="DIR",
+                    help="run nothing: rewrite the table, CSV and plot from DIR/pvp.json "
+                         "(into --out, default DIR)")
+    ap.add_argument("--guest-in-order", action="store_true",
+                    help="let the guest negotiate VIRTIO_F_IN_ORDER where the switch offers it "
+                         "(stock modes only); default: off in every mode")
     ovs_opts = ap.add_argument_group("--switch ovs: the binaries (all of them, or none to build)")
     ovs_opts.add_argument("--ovs-stock", metavar="DIR",
                           help="the stock OVS build: ovs-vswitchd, ovsdb-server, ovsdb-tool, "
@@ -732,6 +842,16 @@ def main():
     ovs_opts.add_argument("--simnic-pmd", metavar="PATH", help="librte_net_simnic.so")
     ovs_opts.add_argument("--peer", metavar="PATH", help="simnic_peer")
     a = ap.parse_args()
+    if a.from_dir:
+        with open(os.path.join(a.from_dir, "pvp.json")) as f:
+            summary = json.load(f)
+        summary.setdefault("switch", "iovtee")
+        if "sizes" not in summary:
+            summary["sizes"] = list(dict.fromkeys(r["size"] for r in summary["results"]))
+        write_outputs(a.out or a.from_dir, summary)
+        return 1 if summary.get("failures") else 0
+    if a.guest_in_order:
+        GUEST_IN_ORDER_OFF.clear()
     sizes = [s.strip() for s in a.sizes.split(",") if s.strip()]
     if os.cpu_count() < 2:
         sys.exit("pvp_bench: needs 2 cores (the switch and the tester each poll one)")
@@ -800,35 +920,15 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     if sys.stdout.isatty():
         print()
-    text = table(results, sizes, a.switch)
-    with open(os.path.join(a.out, "pvp.txt"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(a.out, "pvp.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_KEYS[a.switch], extrasaction="ignore")
-        w.writeheader()
-        for r in results:
-            w.writerow(r)
     summary = {"results": results, "checks": checks, "failures": failures,
                "cpu": cpu_model(), "cores": os.cpu_count(),
-               "rounds": a.rounds, "seconds": a.seconds}
+               "rounds": a.rounds, "seconds": a.seconds, "nic_ring": NIC_RING,
+               "guest_in_order": "negotiated" if a.guest_in_order else "off",
+               "switch": a.switch, "sizes": sizes, "check_rate": a.check_rate}
     if a.switch == "ovs":
-        summary.update({"switch": "ovs", "ovs_builds": ovs_builds, "nic_ring": OVS_NIC_RING,
+        summary.update({"ovs_builds": ovs_builds, "nic_ring": OVS_NIC_RING,
                         "pmd_core": OVS_PMD_CORE})
-    with open(os.path.join(a.out, "pvp.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    # Medians per size for the plot.
-    with open(os.path.join(a.out, "pvp.csv.median"), "w") as f:
-        for size in sizes:
-            row = [size]
-            for mode in modes:
-                v = [x["mpps"] for x in results if x["size"] == size and x["mode"] == mode]
-                row.append(f"{statistics.median(v):.4f}" if v else "0")
-            f.write(",".join(row) + "\n")
-    plotted = plot(os.path.join(a.out, "pvp.csv"), os.path.join(a.out, "pvp.png"), sizes,
-                   a.switch)
-    log(text)
-    log(f"\nresults in {a.out} (pvp.txt, pvp.csv, pvp.json"
-        + (", pvp.png" if plotted else "; no plot: gnuplot not installed") + ")")
+    write_outputs(a.out, summary)
     if checks:
         ok = [c for c in checks if not (c["lost"] or c["corrupted"] or c["reordered"])]
         log(f"zero-loss checks at {a.check_rate} frames/s: {len(ok)} of {len(checks)} clean")
