@@ -79,17 +79,6 @@ struct Options {
   bool have_outer_src_mac = false;
 };
 
-bool ParseMac(const std::string& s, uint8_t out[6]) {
-  unsigned v[6];
-  char extra;
-  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                  &extra) != 6) {
-    return false;
-  }
-  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
-  return true;
-}
-
 bool ParseIp(const std::string& s, uint32_t* out) {
   in_addr a;
   if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;

@@ -9,20 +9,10 @@
 #include "absl/strings/str_split.h"
 #include "test/softnic/peer/guest_canary.h"
 #include "test/softnic/peer/stream.h"
+#include "test/softnic/traffic/test_frame.h"
 
 namespace iovtee::softnic {
 namespace {
-
-bool ParseMac(const std::string& s, uint8_t out[6]) {
-  unsigned v[6];
-  char extra;
-  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                  &extra) != 6) {
-    return false;
-  }
-  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
-  return true;
-}
 
 absl::Status Bad(const std::string& opt, const std::string& value, const std::string& want) {
   return absl::InvalidArgumentError(

@@ -1,5 +1,7 @@
 #include "test/softnic/traffic/test_frame.h"
 
+#include <cstdio>
+
 namespace iovtee::softnic {
 namespace {
 
@@ -37,6 +39,17 @@ void FillPattern(uint8_t* dst, uint32_t flow, uint32_t len) {
     uint64_t v = base[words] ^ key;
     memcpy(dst + 8 * words, &v, rest);
   }
+}
+
+bool ParseMac(const std::string& s, uint8_t out[6]) {
+  unsigned v[6];
+  char extra;
+  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &extra) != 6) {
+    return false;
+  }
+  for (int i = 0; i < 6; ++i) out[i] = static_cast<uint8_t>(v[i]);
+  return true;
 }
 
 }  // namespace iovtee::softnic

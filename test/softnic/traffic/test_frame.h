@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 namespace iovtee::softnic {
 
@@ -119,6 +120,9 @@ inline uint16_t Ipv4HeaderChecksum(const uint8_t* ip) {
   s = (s & 0xffff) + (s >> 16);                                                  // <= 0xffff
   return __builtin_bswap16(static_cast<uint16_t>(~s));
 }
+
+// "02:00:00:00:00:0b" (two hex digits per byte, nothing after) into out.
+bool ParseMac(const std::string& s, uint8_t out[6]);
 
 }  // namespace iovtee::softnic
 
