@@ -31,6 +31,9 @@ class CheckRules(unittest.TestCase):
         self.assertFalse(pvp_bench.stalled_loss(dict(base, corrupted=1)))
         self.assertFalse(pvp_bench.stalled_loss(dict(base, reordered=1)))
         self.assertFalse(pvp_bench.stalled_loss(dict(base, lost=0)), "nothing lost")
+        self.assertTrue(pvp_bench.stalled_loss(dict(base, lost=12, switch_drops=2)),
+                        "misses plus drops the switch counted with a reason")
+        self.assertFalse(pvp_bench.stalled_loss(dict(base, lost=13, switch_drops=2)))
 
     def test_capacity_is_tsc_over_a_round_trip(self):
         sw = {"perf": {"tsc_hz": 2000000000, "p2v": {"cycles_per_packet_mean": 300},
