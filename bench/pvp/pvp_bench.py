@@ -664,6 +664,9 @@ def summarize(mode, size, r, sw, sw_share):
         "lost": g("lost"), "corrupted": g("corrupted"), "reordered": g("reordered"),
         "nic_missed": g("nic_rx_missed"),
         "switch_drops": switch_drops(sw),
+        # The tester's own busy cycles per frame back (NIC emulation, generator,
+        # checker and guest): which side limits a run.
+        "tester_cycles": g("busy_cycles_per_frame"),
         "p50_us": (g("p50_ns") or 0) / 1000.0, "p99_us": (g("p99_ns") or 0) / 1000.0,
         "peer_cpu": g("cpu_share") or 0.0, "switch_cpu": sw_share,
         "p2v_cycles": perf_median(sw, "p2v"), "v2p_cycles": perf_median(sw, "v2p"),
@@ -725,7 +728,8 @@ def table(results, sizes, switch="iovtee"):
                            if any(x.get(k) is not None for x in rs) else None)
             med[mode] = {k: m(k) for k in ("mpps", "gbps", "p2v_cycles", "v2p_cycles",
                                            "switch_cpu", "peer_cpu", "p50_us", "p99_us")
-                         + (("pmd_cycles",) if ovs else STAGE_KEYS + BURST_KEYS + ("cap_mpps",))}
+                         + (("pmd_cycles",) if ovs else STAGE_KEYS + BURST_KEYS + ("cap_mpps",))
+                         + ("tester_cycles",)}
             lost = sum(x["lost"] or 0 for x in rs)
             bad = sum(x["corrupted"] or 0 for x in rs)
             d = med[mode]
@@ -752,9 +756,10 @@ def table(results, sizes, switch="iovtee"):
         lines.append(IOVTEE_FOOTNOTE)
         lines.append("")
         lines.append("Switch busy cycles per packet by stage (medians): Rx poll / classify / "
-                     "deliver, and frames per busy poll")
+                     "deliver, frames per busy poll; the tester's busy cycles per frame")
         lines.append(f"{'size':>5} {'mode':>6} {'P->V rx':>8} {'switch':>7} {'tx':>6} "
-                     f"{'burst':>6}   {'V->P rx':>8} {'switch':>7} {'tx':>6} {'burst':>6}")
+                     f"{'burst':>6}   {'V->P rx':>8} {'switch':>7} {'tx':>6} {'burst':>6}   "
+                     f"{'tester':>6}")
         for size, med in stages.items():
             for mode in modes:
                 d = med.get(mode)
@@ -764,7 +769,7 @@ def table(results, sizes, switch="iovtee"):
                 p2v = " ".join(fmt(d[k], w) for k, w in zip(STAGE_KEYS[:3], widths))
                 v2p = " ".join(fmt(d[k], w) for k, w in zip(STAGE_KEYS[3:], widths))
                 lines.append(f"{size:>5} {mode:>6} {p2v} {fmt(d['p2v_burst'], '6.1f')}   {v2p} "
-                             f"{fmt(d['v2p_burst'], '6.1f')}")
+                             f"{fmt(d['v2p_burst'], '6.1f')}   {fmt(d['tester_cycles'], '6.0f')}")
     return "\n".join(lines)
 
 
@@ -803,7 +808,7 @@ plot '{csv_path}.median' using 2:xtic(1) title '{a}', '' using 3 title '{b}'{ext
 CSV_KEYS = {
     "iovtee": ["size", "mode", "round", "mpps", "gbps", "p2v_cycles", "v2p_cycles", "p2v_rx",
                "p2v_switch", "p2v_tx", "v2p_rx", "v2p_switch", "v2p_tx", "cap_mpps",
-               "p2v_burst", "v2p_burst",
+               "p2v_burst", "v2p_burst", "tester_cycles",
                "switch_cpu",
                "peer_cpu", "sent", "received", "lost", "corrupted", "reordered", "p50_us",
                "p99_us", "zero_copy", "iommu_faults"],
