@@ -57,16 +57,9 @@ wait_until 5 "guest B to receive the allowed flows" \
   json_ge "$WORK/$n-b.status.json" s1_received $((nic_sent - dropped_sent - missed)) ||
   echo "  (not every frame arrived: checking the drops below)"
 
-step "stopping"
-stop_guest "$B_PID" B || fail "guest B did not stop cleanly"
-stop_guest "$A_PID" A || fail "guest A did not stop cleanly"
-stop_switch_and_nic "$n" || fail "the switch or the NIC did not stop cleanly"
-step "stopped"
-
+stop_two_guests_and_switch "$n"
 a="$WORK/$n-a.json"
 b="$WORK/$n-b.json"
-check_guest_report "$a" "guest A"
-check_guest_report "$b" "guest B"
 [ "$(field "$n" completed)" = true ] || fail "the NIC's run: $(field "$n" error)"
 expect "$(field "$n" iommu_faults)" -eq 0 iommu_faults
 expect "$nic_sent" -gt 0 "NIC frames sent"

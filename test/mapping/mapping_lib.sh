@@ -141,6 +141,20 @@ stop_switch_and_nic() {
   return 1
 }
 
+# stop_two_guests_and_switch NAME: guests B ($B_PID) then A ($A_PID), then the
+# switch and the NIC; each must stop cleanly, and each guest's report must be
+# whole ($WORK/NAME-a.json, $WORK/NAME-b.json: check_guest_report).
+stop_two_guests_and_switch() {
+  local name=$1
+  step "stopping"
+  stop_guest "$B_PID" B || fail "guest B did not stop cleanly"
+  stop_guest "$A_PID" A || fail "guest A did not stop cleanly"
+  stop_switch_and_nic "$name" || fail "the switch or the NIC did not stop cleanly"
+  step "stopped"
+  check_guest_report "$WORK/$name-a.json" "guest A"
+  check_guest_report "$WORK/$name-b.json" "guest B"
+}
+
 # sw NAME PATH: a value from the switch's stats JSON ($WORK/NAME.sw.json).
 # PATH: keys separated by dots, list items by index or, for items with a
 # "name", by [name=VALUE], e.g. ports[name=vhost0].tx,
@@ -244,7 +258,8 @@ check_pvp_report() {
   lost=$(field "$name" lost)
   echo "  peer: sent $sent received $received lost $lost corrupted $(field "$name" corrupted)" \
     "reordered $(field "$name" reordered) duplicates $(field "$name" duplicates)" \
-    "iommu_faults $(field "$name" iommu_faults); guest rx $(field "$name" guest_rx)," \
+    "iommu_faults $(field "$name" iommu_faults); guest rx $(field "$name" guest_rx)" \
+    "segments $(field "$name" guest_rx_segments)," \
     "canaries checked $(field "$name" canary_checked) + $(field "$name" canary_pool_checked)" \
     "at exit, violations $(field "$name" canary_violations)"
   [ "$(field "$name" completed)" = true ] || fail "not completed: $(field "$name" error)"
@@ -254,6 +269,7 @@ check_pvp_report() {
     expect "$(field "$name" $v)" -eq 0 "$v"
   done
   [ "$(field "$name" canary_pool_check_done)" = true ] || fail "guest pool canaries not checked"
+  [ -f "$WORK/$name.sw.json" ] || { fail "the switch wrote no stats"; return; }
   sw_drops=$(sw_sum "$name" 'tx_dropped|rx_dropped')
   to_guest=$(sw "$name" "ports[name=vhost0].tx")
   guest_rx=$(field "$name" guest_rx)

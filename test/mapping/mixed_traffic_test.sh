@@ -63,16 +63,9 @@ both_streams_in() {
 wait_until 5 "guest A to receive both streams" both_streams_in ||
   echo "  (not every frame arrived: checking the drops below)"
 
-step "stopping"
-stop_guest "$B_PID" B || fail "guest B did not stop cleanly"
-stop_guest "$A_PID" A || fail "guest A did not stop cleanly"
-stop_switch_and_nic "$n" || fail "the switch or the NIC did not stop cleanly"
-step "stopped"
-
+stop_two_guests_and_switch "$n"
 a="$WORK/$n-a.json"
 b="$WORK/$n-b.json"
-check_guest_report "$a" "guest A"
-check_guest_report "$b" "guest B"
 a_s1=$(jfield "$a" s1_received)
 a_s2=$(jfield "$a" s2_received)
 a_warm=$(jfield "$a" warmup_received)

@@ -66,42 +66,10 @@ run() {
   stop_switch_and_nic "$name" || fail "the switch or the peer did not stop cleanly"
   echo "  (report after $((t_report - t0)) s, both stopped $((SECONDS - t_report)) s later)"
 
-  local sent received lost
-  sent=$(field "$name" sent)
-  received=$(field "$name" received)
+  check_pvp_report "$name"
+  local lost to_guest
   lost=$(field "$name" lost)
-  echo "  peer: sent $sent received $received lost $lost corrupted $(field "$name" corrupted)" \
-    "reordered $(field "$name" reordered) duplicates $(field "$name" duplicates)" \
-    "iommu_faults $(field "$name" iommu_faults); guest rx $(field "$name" guest_rx)" \
-    "segments $(field "$name" guest_rx_segments), canaries checked $(field "$name" canary_checked)" \
-    "+ $(field "$name" canary_pool_checked) at exit, violations $(field "$name" canary_violations)"
-  [ "$(field "$name" completed)" = true ] || fail "not completed: $(field "$name" error)"
-  expect "$sent" -gt 0 sent
-  local v
-  for v in corrupted reordered duplicates foreign iommu_faults rx_oversize ring_errors \
-    control_errors nic_tx_errors canary_violations; do
-    expect "$(field "$name" $v)" -eq 0 "$v"
-  done
-  [ "$(field "$name" canary_pool_check_done)" = true ] || fail "guest pool canaries not checked"
-  # Nothing lost but counted drops: the NIC ring full (the switch did not
-  # poll in time), the switch or the guest could not send. A quiet machine
-  # has none.
-  local sw_drops
-  sw_drops=$(sw_sum "$name" 'tx_dropped|rx_dropped')
-  [ -f "$WORK/$name.sw.json" ] || { fail "the switch wrote no stats"; return; }
-  local to_guest guest_rx
   to_guest=$(sw "$name" "ports[name=vhost0].tx")
-  guest_rx=$(field "$name" guest_rx)
-  # Every frame the switch delivered reached the guest, but for those still in
-  # its ring when the peer stopped polling: only when the drain ended on
-  # 100 ms of quiet (frames lost) rather than with every frame back.
-  expect "$guest_rx" -le "$to_guest" "guest_rx (vs switch vhost0 tx)"
-  [ "$lost" = 0 ] && expect "$guest_rx" -eq "$to_guest" "guest_rx (vs switch vhost0 tx)"
-  local unpolled=$((to_guest - guest_rx))
-  local counted=$(($(field "$name" nic_rx_missed) + sw_drops + $(field "$name" guest_drops) + unpolled))
-  echo "  counted drops: $counted (nic missed $(field "$name" nic_rx_missed), switch $sw_drops," \
-    "guest $(field "$name" guest_drops), left in the guest's ring $unpolled)"
-  expect "$lost" -le "$counted" "lost (vs counted drops)"
   if [ "$map" = 1 ]; then
     local m="ports[name=phy0].mapping" zc copied cp_host cp_multi cp_order drops=0 r
     zc=$(sw "$name" "$m.zero_copy")
