@@ -248,7 +248,7 @@ int MappedPool::Enqueue(void* const* objs, unsigned n) {
         continue;
       }
       if (e.state == State::kGuestLent) ++orphaned;  // its session is over
-      left += e.state == State::kGuestLent || e.state == State::kDelivered;
+      left += e.state == State::kGuestLent;
       PointAtHost(m, e);
       host[nh++] = m;
     }
@@ -358,13 +358,6 @@ void MappedPool::Attach(GuestBufferSource* source, uint16_t generation, uint32_t
 }
 
 void MappedPool::Detach() { source_.store(nullptr, std::memory_order_release); }
-
-void MappedPool::MarkDelivered(rte_mbuf* m) {
-  const GuestBuffer* g = GuestBufferOf(m);
-  if (g == nullptr) return;
-  MarkDelivered(g);
-  CountDelivered(1);
-}
 
 void MappedPool::FreeDelivered(rte_mbuf* const* ms, const GuestBuffer* const* gs, unsigned n) {
   if (n == 0) return;

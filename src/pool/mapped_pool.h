@@ -162,15 +162,6 @@ class MappedPool {
   // outside them); `why` is logged.
   void DisableLending(const char* why);
   bool lending_disabled() const { return lending_disabled_.load(std::memory_order_relaxed); }
-  // The buffer was completed in place: it is the guest's now. Freeing the
-  // mbuf afterwards restores its host buffer. `g` is what GuestBufferOf
-  // returned for the mbuf (the caller holds the mbuf, so nobody else touches
-  // its entry); `n` in CountDelivered: how many, once per burst.
-  void MarkDelivered(const GuestBuffer* g) { EntryOf(g)->state = State::kDelivered; }
-  void CountDelivered(uint32_t n) {
-    counters_.guest_delivered.fetch_add(n, std::memory_order_relaxed);
-  }
-  void MarkDelivered(rte_mbuf* m);  // both, for one mbuf
   // Frees mbufs whose guest buffers were completed in place, straight back to
   // the host side: what rte_pktmbuf_free_bulk would do for them, without the
   // generic layers. Only for mbufs rte_pktmbuf_free would give back whole:
@@ -184,7 +175,7 @@ class MappedPool {
   MappedPoolStats stats() const;
 
  private:
-  enum class State : uint8_t { kHost, kGuestLent, kGuestParked, kDelivered };
+  enum class State : uint8_t { kHost, kGuestLent, kGuestParked };
   struct Entry {
     const rte_mbuf* obj = nullptr;
     State state = State::kHost;

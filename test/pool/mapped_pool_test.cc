@@ -268,10 +268,12 @@ TEST_F(MappedPoolTest, DeliveredBuffersAreNotRecycled) {
   pool_->Attach(source_.get(), 1, 8);
   std::vector<rte_mbuf*> v = Get(4);
   ASSERT_EQ(CountGuest(v), 4);
-  void* host_before = nullptr;
-  for (rte_mbuf* m : v) pool_->MarkDelivered(m);
-  host_before = v[0]->buf_addr;
-  FreeAll(v);
+  // Completed in place: the datapath frees them through FreeDelivered.
+  const GuestBuffer* gs[4];
+  for (int i = 0; i < 4; ++i) gs[i] = pool_->GuestBufferOf(v[i]);
+  void* host_before = v[0]->buf_addr;
+  pool_->FreeDelivered(v.data(), gs, 4);
+  EXPECT_EQ(rte_mempool_avail_count(pool_->mempool()), 512u) << "all mbufs back";
   const MappedPoolStats s = pool_->stats();
   EXPECT_EQ(s.guest_delivered, 4u);
   EXPECT_EQ(s.guest_parked, 0u);
