@@ -40,9 +40,16 @@ Writes DIR/pvp.csv, DIR/pvp.json, DIR/pvp.txt (the table) and DIR/pvp.png
   bench/pvp/pvp_bench.py [--switch iovtee|ovs]
       [--sizes 64,128,256,512,1024,1514,9000,imix]
       [--rounds 3] [--seconds 5] [--check-rate 100000] [--out DIR]
+      [--huge] [--guest-in-order]
+  bench/pvp/pvp_bench.py --rounds 0 ...   only the paced zero-loss checks
+  bench/pvp/pvp_bench.py --from DIR       rewrite DIR's table, CSV and plot
   Builds with Bazel (--config=opt) first, unless --no-build or, for OVS,
   every one of --ovs-stock, --ovs-plugin, --libiovtee, --simnic-pmd and
   --peer is given (what `bazel run --config=opt //ovs-plugin:pvp_ovs` does).
+  Exit status 1 when a check lost, corrupted or reordered frames (other than
+  NIC misses and counted drops during hypervisor steal time: see
+  CHECK_ATTEMPTS) or a run broke; docs/performance.md has the method and the
+  recorded results.
 """
 
 import argparse
