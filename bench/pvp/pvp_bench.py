@@ -265,7 +265,8 @@ class Runner:
                     p.wait()
             peer_log.close()
             sw_log.close()
-            shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)
+            for d in (prefix, prefix + "-peer"):  # the peer's, with --huge
+                shutil.rmtree(f"/var/run/dpdk/{d}", ignore_errors=True)
         with open(report) as f:
             r = json.load(f)
         sw = {}
