@@ -150,6 +150,14 @@ pmd_ticks() {
   echo "$sum"
 }
 
+# pmd_share_since TICKS0 TIME0: the PMD threads' share of a core since then
+# (pmd_ticks, date +%s.%N) into PMD_SHARE; STARVED=1 below 0.8 of a core.
+pmd_share_since() {
+  PMD_SHARE=$(awk -v c0="$1" -v c1="$(pmd_ticks)" -v t0="$2" -v t1="$(date +%s.%N)" \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (c1 - c0) / hz / (t1 - t0) }')
+  STARVED=$(awk -v s="$PMD_SHARE" 'BEGIN { print (s < 0.8) ? 1 : 0 }')
+}
+
 # iovtee_show [IFACE]: ovs-appctl iovtee/show.
 iovtee_show() { appctl iovtee/show "$@"; }
 

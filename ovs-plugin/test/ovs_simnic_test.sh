@@ -71,9 +71,7 @@ run_pvp() {
     t0=$(date +%s.%N) && c0=$(pmd_ticks) &&
     flows "$@" && wait_peer_report "$name" "$pid" 90; then
     ran=1
-    PMD_SHARE=$(awk -v c0="$c0" -v c1="$(pmd_ticks)" -v t0="$t0" -v t1="$(date +%s.%N)" \
-      -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (c1 - c0) / hz / (t1 - t0) }')
-    STARVED=$(awk -v s="$PMD_SHARE" 'BEGIN { print (s < 0.8) ? 1 : 0 }')
+    pmd_share_since "$c0" "$t0"
     read_counters
   fi
   iovtee_show dpdk0 >"$LOGS/$name.iovtee.txt" 2>&1
@@ -293,9 +291,7 @@ case_vxlan() {
     t0=$(date +%s.%N) && c0=$(pmd_ticks) &&
     touch "$WORK/$n.go" && wait_peer_report "$n" "$tpid" 60; then
     ran=1
-    PMD_SHARE=$(awk -v c0="$c0" -v c1="$(pmd_ticks)" -v t0="$t0" -v t1="$(date +%s.%N)" \
-      -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (c1 - c0) / hz / (t1 - t0) }')
-    STARVED=$(awk -v s="$PMD_SHARE" 'BEGIN { print (s < 0.8) ? 1 : 0 }')
+    pmd_share_since "$c0" "$t0"
     read_counters
     wait_until 5 "iovtee_unshare coverage to count every copy" \
       unshare_delta_is "$before" "$C_guest_buffers_recycled"

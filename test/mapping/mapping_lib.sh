@@ -141,6 +141,15 @@ stop_switch_and_nic() {
   return 1
 }
 
+# case_verdict NAME FAILS_BEFORE T0: PASS when no check failed since the case
+# began (fails was FAILS_BEFORE at T0, in $SECONDS), else FAIL and the logs.
+case_verdict() {
+  local name=$1 before=$2 t0=$3 verdict=PASS
+  [ "$fails" -eq "$before" ] || verdict=FAIL
+  echo "  $verdict $name ($((SECONDS - t0)) s)"
+  [ "$verdict" = PASS ] || show_logs "$name"
+}
+
 # stop_two_guests_and_switch NAME: guests B ($B_PID) then A ($A_PID), then the
 # switch and the NIC; each must stop cleanly, and each guest's report must be
 # whole ($WORK/NAME-a.json, $WORK/NAME-b.json: check_guest_report).

@@ -108,10 +108,7 @@ run() {
     fi
     check_mapping_whole "$name"
   fi
-  local verdict=PASS
-  [ "$fails" -eq "$before" ] || verdict=FAIL
-  echo "  $verdict $name ($((SECONDS - t0)) s)"
-  [ "$verdict" = PASS ] || show_logs "$name"
+  case_verdict "$name" "$before" "$t0"
 }
 
 # Jumbo: phy MTU 9000 (Rx scatter into the 1518-byte buffers), and a NIC ring

@@ -107,10 +107,7 @@ run() {
     expect "$cp_host" -le "$RX_RING" copy_host_buffer
   fi
   check_mapping_whole "$name"
-  local verdict=PASS
-  [ "$fails" -eq "$before" ] || verdict=FAIL
-  echo "  $verdict $name ($((SECONDS - t0)) s)"
-  [ "$verdict" = PASS ] || show_logs "$name"
+  case_verdict "$name" "$before" "$t0"
 }
 
 # refused: the tests' own check. EAL's --force-max-simd-bitwidth=64 makes
@@ -143,10 +140,7 @@ refused() {
     fail "the peer did not refuse the guest for its Rx path"
   [[ "$error" == *"max SIMD bitwidth too low"* ]] || fail "the refusal does not say why"
   expect "$(field "$name" guest_rx)" -eq 0 "frames the refused guest received"
-  local verdict=PASS
-  [ "$fails" -eq "$before" ] || verdict=FAIL
-  echo "  $verdict $name ($((SECONDS - t0)) s)"
-  [ "$verdict" = PASS ] || show_logs "$name"
+  case_verdict "$name" "$before" "$t0"
 }
 
 run vectorized vectorized probation --guest-vectorized
